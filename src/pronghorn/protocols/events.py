@@ -1,0 +1,191 @@
+"""Protocol-neutral events exchanged between the sans-IO cores and the I/O shell.
+
+Inbound events (peer -> server) are named in the past tense; outbound events (server -> peer)
+are nouns. Every event carries the ``stream_id`` it belongs to (always 1 on HTTP/1.1), so one
+dispatch in ``server/protocol.py`` serves every core. They are slotted and hold plain data: on the
+hot path a request costs two of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = list[tuple[bytes, bytes]]
+
+
+# --------------------------------------------------------------------------- inbound
+@dataclass(slots=True)
+class RequestReceived:
+    """A complete request head. ``target`` is the raw request-target as sent."""
+
+    stream_id: int
+    method: bytes
+    target: bytes
+    http_version: str
+    headers: Headers
+    keep_alive: bool = True
+    #: True when a body follows (Content-Length > 0 or chunked).
+    has_body: bool = False
+    #: The request asked for ``100 Continue`` before sending its body.
+    expect_continue: bool = False
+    #: Set when the request asks to switch protocols (``websocket``, ``h2c``) or is an extended
+    #: CONNECT; the lower-cased protocol token.
+    upgrade: bytes | None = None
+    #: The HTTP/2 ``:authority`` (None on HTTP/1.1, which carries ``host`` among the headers).
+    authority: bytes | None = None
+    #: The HTTP/2 ``:scheme`` (None on HTTP/1.1).
+    scheme: str | None = None
+
+
+@dataclass(slots=True)
+class BodyReceived:
+    stream_id: int
+    data: bytes
+
+
+@dataclass(slots=True)
+class RequestEnded:
+    stream_id: int
+    trailers: Headers | None = None
+
+
+@dataclass(slots=True)
+class StreamReset:
+    """The peer abandoned the stream (HTTP/2 RST_STREAM) or the connection ended mid-request."""
+
+    stream_id: int
+    error_code: int = 0
+
+
+@dataclass(slots=True)
+class WindowOpened:
+    """HTTP/2 flow control: sending on ``stream_id`` (0 = connection) may resume."""
+
+    stream_id: int
+
+
+@dataclass(slots=True)
+class WebSocketMessageReceived:
+    stream_id: int
+    data: bytes | str
+
+
+@dataclass(slots=True)
+class WebSocketCloseReceived:
+    stream_id: int
+    code: int
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class ProtocolViolation:
+    """The peer broke the protocol. The core already queued its answer and set should_close."""
+
+    stream_id: int
+    status: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ConnectionUpgraded:
+    """HTTP/1.1 only: a request was answered with 101 and the rest of the bytes belong to the
+    protocol named by ``protocol`` (``h2c``). ``trailing`` is what the peer sent after the
+    request head."""
+
+    stream_id: int
+    protocol: bytes
+    request: RequestReceived
+    trailing: bytes = b""
+
+
+InboundEvent = (
+    RequestReceived
+    | BodyReceived
+    | RequestEnded
+    | StreamReset
+    | WindowOpened
+    | WebSocketMessageReceived
+    | WebSocketCloseReceived
+    | ProtocolViolation
+    | ConnectionUpgraded
+)
+
+
+# --------------------------------------------------------------------------- outbound
+@dataclass(slots=True)
+class Response:
+    stream_id: int
+    status: int
+    headers: Headers
+    #: The app announced ``trailers: True``; HTTP/1.1 must then chunk the body.
+    trailers_expected: bool = False
+
+
+@dataclass(slots=True)
+class InformationalResponse:
+    stream_id: int
+    status: int
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Body:
+    stream_id: int
+    data: bytes
+    end: bool = False
+
+
+@dataclass(slots=True)
+class Trailers:
+    stream_id: int
+    headers: Headers
+
+
+@dataclass(slots=True)
+class PushPromise:
+    """HTTP/2 server push of a GET for ``path`` on ``stream_id``."""
+
+    stream_id: int
+    path: bytes
+    headers: Headers
+
+
+@dataclass(slots=True)
+class AcceptWebSocket:
+    stream_id: int
+    subprotocol: str | None = None
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WebSocketMessage:
+    stream_id: int
+    data: bytes | str
+
+
+@dataclass(slots=True)
+class CloseWebSocket:
+    stream_id: int
+    code: int = 1000
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class ResetStream:
+    """Abort a stream: RST_STREAM on HTTP/2, closing the connection on HTTP/1.1."""
+
+    stream_id: int
+    error_code: int = 2
+
+
+OutboundEvent = (
+    Response
+    | InformationalResponse
+    | Body
+    | Trailers
+    | PushPromise
+    | AcceptWebSocket
+    | WebSocketMessage
+    | CloseWebSocket
+    | ResetStream
+)

@@ -1,0 +1,647 @@
+"""HTTP/1.1 (RFC 9112) as a sans-IO core on httptools (llhttp).
+
+What may change state, and nowhere else:
+- ``receive_data`` / ``receive_eof``: the parser callbacks below append events and may record a
+  violation; nothing else touches the parse side.
+- ``send``: the response side, one request at a time, strictly in order.
+
+Requests are numbered as they are parsed. Only the events of the request being answered are
+handed out by ``next_events``; the events of pipelined requests wait in a backlog until every
+earlier response has ended, so the I/O shell never sees two requests at once. A request whose
+response ended before its body arrived has its remaining body discarded, keeping the connection
+usable. Peer misbehaviour never raises: the answer (400/413/414/431/501/505) is queued in order
+behind earlier responses, a ``ProtocolViolation`` is emitted and ``should_close`` is set.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import httptools
+
+from pronghorn.errors import LocalProtocolError, ResponseLengthError
+from pronghorn.protocols.events import (
+    Body,
+    BodyReceived,
+    Headers,
+    InboundEvent,
+    InformationalResponse,
+    OutboundEvent,
+    ProtocolViolation,
+    RequestEnded,
+    RequestReceived,
+    ResetStream,
+    Response,
+    StreamReset,
+    Trailers,
+)
+
+STREAM_ID = 1
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("ascii"))
+
+
+STATUS_LINES: dict[int, bytes] = {status.value: _status_line(status.value) for status in HTTPStatus}
+
+#: Response headers that the core owns or must see; the app's value wins over a default.
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+class DefaultHeaders:
+    """Headers every response carries unless the app sets its own (Server, Date, ``--header``).
+
+    A shared, mutable holder: the I/O shell refreshes the Date once a second for every
+    connection at once; the cores only read ``h1_block`` and ``pairs``.
+    """
+
+    __slots__ = ("_static", "date", "h1_block", "names", "pairs")
+
+    def __init__(self, static: Headers) -> None:
+        self._static = list(static)
+        self.names = frozenset(name.lower() for name, _ in static) | {b"date"}
+        self.date: bytes | None = None
+        self.pairs: Headers = []
+        self.h1_block = b""
+        self._rebuild()
+
+    def set_date(self, value: bytes | None) -> None:
+        if value is None:
+            self.names = self.names - {b"date"}
+        self.date = value
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        pairs = list(self._static)
+        if self.date is not None:
+            pairs.append((b"date", self.date))
+        self.pairs = pairs
+        self.h1_block = b"".join(b"%s: %s\r\n" % pair for pair in pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTP1Limits:
+    max_request_line: int = 8190
+    max_headers: int = 100
+    max_header_size: int = 65536
+    max_body: int | None = None
+    #: Parsed-but-unanswered pipelined data beyond which ``wants_read`` turns False.
+    max_backlog: int = 65536
+
+
+class _Send(enum.Enum):
+    IDLE = "idle"  # waiting for the app's response head
+    HEAD_HELD = "head_held"  # Response received, written with the first Body
+    BODY = "body"  # head written, body flowing
+    CLOSED = "closed"  # nothing more may be written
+
+
+class _Violation(Exception):
+    """Stops the parser from inside a callback; never leaves this module."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _is_token_list_chunked_only(value: bytes) -> bool:
+    return value.strip().lower() == b"chunked"
+
+
+def _has_bad_byte(value: bytes) -> bool:
+    return b"\r" in value or b"\n" in value or b"\x00" in value
+
+
+class HTTP1Connection:
+    """One HTTP/1.1 connection, server side."""
+
+    __slots__ = (
+        "_backlog",
+        "_backlog_size",
+        "_body_received",
+        "_chunked_response",
+        "_defaults",
+        "_head_bytes",
+        "_header_count",
+        "_headers",
+        "_in_head",
+        "_in_trailers",
+        "_keep_alive",
+        "_limits",
+        "_no_body",
+        "_out",
+        "_parse_index",
+        "_parser",
+        "_pending_head",
+        "_ready",
+        "_remaining",
+        "_request",
+        "_request_method",
+        "_send_state",
+        "_serve_index",
+        "_stopped",
+        "_trailers",
+        "_url",
+        "_violation",
+        "_http10",
+        "_continue_sent",
+        "_expect_continue",
+        "should_close",
+        "trailing_data",
+    )
+
+    def __init__(self, limits: HTTP1Limits | None = None, defaults: DefaultHeaders | None = None):
+        self._limits = limits or HTTP1Limits()
+        self._defaults = defaults or DefaultHeaders([])
+        self._parser = httptools.HttpRequestParser(self)
+        self._ready: list[InboundEvent] = []
+        self._backlog: list[tuple[int, InboundEvent]] = []
+        self._backlog_size = 0
+        self._out: list[bytes] = []
+        self._parse_index = 0
+        self._serve_index = 1
+        self._stopped = False
+        self._violation: tuple[int, int, str] | None = None
+        self._in_head = False
+        self._in_trailers = False
+        self._head_bytes = 0
+        self._header_count = 0
+        self._url = b""
+        self._headers: Headers = []
+        self._trailers: Headers = []
+        self._body_received = 0
+        self._request: RequestReceived | None = None
+        # response side (for the request being served)
+        self._send_state = _Send.IDLE
+        self._pending_head: Response | None = None
+        self._request_method = b""
+        self._keep_alive = True
+        self._http10 = False
+        self._expect_continue = False
+        self._continue_sent = False
+        self._no_body = False
+        self._remaining: int | None = None
+        self._chunked_response = False
+        self.should_close = False
+        #: Bytes after an upgrade request's head; they belong to the next protocol.
+        self.trailing_data = b""
+
+    # ------------------------------------------------------------------ receive side
+    @property
+    def wants_read(self) -> bool:
+        return not self._stopped and self._backlog_size <= self._limits.max_backlog
+
+    @property
+    def awaiting_head(self) -> bool:
+        """True between requests or while a head is partly received (header timeout applies)."""
+        return not self._stopped and (self._in_head or self._request_complete_for_parse())
+
+    @property
+    def idle(self) -> bool:
+        """No request in progress at all: the keep-alive timeout applies."""
+        return (
+            not self._stopped
+            and not self._in_head
+            and self._parse_index < self._serve_index
+            and self._send_state is _Send.IDLE
+            and not self._ready
+        )
+
+    def _request_complete_for_parse(self) -> bool:
+        return self._parse_index < self._serve_index
+
+    def receive_data(self, data: bytes) -> None:
+        if self._stopped or not data:
+            return
+        if self._in_head or self._parse_index < self._serve_index:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._on_upgrade(data, exc)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Violation):
+                self._violate(cause.status, cause.reason)
+            else:  # our own callback failed: a bug, never the peer's fault
+                raise LocalProtocolError(f"HTTP/1.1 parser callback failed: {cause!r}") from exc
+        except httptools.HttpParserInvalidMethodError:
+            self._violate(400, "Invalid method")
+        except httptools.HttpParserError as exc:
+            message = str(exc)
+            if "Invalid HTTP version" in message:
+                self._violate(505, "HTTP version not supported")
+            elif "Invalid `Transfer-Encoding`" in message or "invalid `Transfer-Encoding`" in message:
+                self._violate(501, "Unsupported Transfer-Encoding")
+            else:
+                self._violate(400, message or "Malformed request")
+        else:
+            if self._in_head and self._head_bytes > self._max_head():
+                if self._header_count == 0:
+                    self._violate(414, "Request line too long")
+                else:
+                    self._violate(431, "Request header block too large")
+
+    def receive_eof(self) -> None:
+        if self._stopped:
+            return
+        if self._in_head or (self._parse_index >= self._serve_index and not self._request_done()):
+            # The peer half-closed mid-request: the app sees a disconnect.
+            self._emit(StreamReset(STREAM_ID))
+        self._stopped = True
+        if self._send_state in (_Send.IDLE, _Send.DONE) and not self._ready:
+            self.should_close = True
+
+    def _request_done(self) -> bool:
+        return not self._in_head and self._request is None
+
+    def _max_head(self) -> int:
+        return self._limits.max_request_line + self._limits.max_header_size
+
+    def next_events(self) -> list[InboundEvent]:
+        events = self._ready
+        if events:
+            self._ready = []
+        return events
+
+    # -- parser callbacks (called by httptools inside feed_data)
+    def on_message_begin(self) -> None:
+        self._parse_index += 1
+        self._in_head = True
+        self._in_trailers = False
+        self._url = b""
+        self._headers = []
+        self._trailers = []
+        self._header_count = 0
+        self._body_received = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.max_request_line:
+            raise _Violation(414, "Request-URI too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._in_trailers:
+            if self._header_count > self._limits.max_headers:
+                raise _Violation(431, "Too many trailer fields")
+            self._trailers.append((name.lower(), value))
+            return
+        if self._header_count > self._limits.max_headers:
+            raise _Violation(431, "Too many header fields")
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _Violation(505, "HTTP version not supported")
+        headers = self._headers
+        host_count = 0
+        content_length: int | None = None
+        chunked = False
+        expect_continue = False
+        upgrade: bytes | None = None
+        connection_upgrade = False
+        for name, value in headers:
+            if name == b"host":
+                host_count += 1
+            elif name == b"content-length":
+                content_length = int(value)  # llhttp already validated the digits
+            elif name == b"transfer-encoding":
+                if not _is_token_list_chunked_only(value):
+                    raise _Violation(501, "Unsupported Transfer-Encoding")
+                chunked = True
+            elif name == b"expect":
+                if value.lower() == b"100-continue":
+                    expect_continue = True
+            elif name == b"upgrade":
+                upgrade = value.strip().lower()
+            elif name == b"connection":
+                connection_upgrade = connection_upgrade or b"upgrade" in value.lower()
+        if version == "1.1" and host_count != 1:
+            raise _Violation(400, "Missing Host header" if host_count == 0 else "Duplicate Host")
+        if host_count > 1:
+            raise _Violation(400, "Duplicate Host")
+        limit = self._limits.max_body
+        if limit is not None and content_length is not None and content_length > limit:
+            raise _Violation(413, "Request body too large")
+        method = parser.get_method()
+        self._in_head = False
+        self._head_bytes = 0
+        if upgrade is not None and not connection_upgrade:
+            upgrade = None
+        request = RequestReceived(
+            STREAM_ID,
+            method,
+            self._url,
+            version,
+            headers,
+            parser.should_keep_alive(),
+            chunked or bool(content_length),
+            expect_continue,
+            upgrade,
+        )
+        self._request = request
+        self._emit(request)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_received += len(body)
+        limit = self._limits.max_body
+        if limit is not None and self._body_received > limit:
+            raise _Violation(413, "Request body too large")
+        self._emit(BodyReceived(STREAM_ID, body))
+
+    def on_chunk_complete(self) -> None:
+        pass
+
+    def on_chunk_header(self) -> None:
+        # Any header after the last chunk is a trailer field.
+        self._in_trailers = True
+        self._header_count = 0
+
+    def on_message_complete(self) -> None:
+        self._request = None
+        trailers = self._trailers or None
+        self._emit(RequestEnded(STREAM_ID, trailers))
+
+    # -- routing of parsed events
+    def _emit(self, event: InboundEvent) -> None:
+        index = self._parse_index
+        if index == self._serve_index:
+            self._ready.append(event)
+        elif index > self._serve_index:
+            self._backlog.append((index, event))
+            if isinstance(event, BodyReceived):
+                self._backlog_size += len(event.data)
+            else:
+                self._backlog_size += 256
+        # else: the response already ended; a late body is discarded.
+
+    def _on_upgrade(self, data: bytes, exc: Exception) -> None:
+        offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+        request = self._last_request()
+        if request is not None and request.method == b"CONNECT":
+            # Classic CONNECT tunnels are not served: answer it as a plain request and close.
+            request.upgrade = None
+            request.keep_alive = False
+            self._stopped = True
+            return
+        self.trailing_data = data[offset:]
+        self._stopped = True
+
+    def _last_request(self) -> RequestReceived | None:
+        for event in reversed(self._ready):
+            if isinstance(event, RequestReceived):
+                return event
+        for _, event in reversed(self._backlog):
+            if isinstance(event, RequestReceived):
+                return event
+        return None
+
+    def _violate(self, status: int, reason: str) -> None:
+        self._stopped = True
+        if self._in_head or self._request is not None:
+            index = self._parse_index  # the request being parsed is the bad one
+        else:
+            index = self._parse_index + 1  # garbage where the next request should start
+        index = max(index, self._serve_index)
+        self._violation = (index, status, reason)
+        self._in_head = False
+        if index == self._serve_index:
+            self._answer_violation()
+
+    def _answer_violation(self) -> None:
+        assert self._violation is not None
+        _, status, reason = self._violation
+        self._ready.append(ProtocolViolation(STREAM_ID, status, reason))
+        if self._send_state in (_Send.IDLE, _Send.HEAD_HELD):
+            body = f"{HTTPStatus(status).phrase}: {reason}\n".encode()
+            self._out.append(
+                STATUS_LINES[status]
+                + self._defaults.h1_block
+                + b"content-type: text/plain; charset=utf-8\r\n"
+                + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+                + body
+            )
+        self._send_state = _Send.CLOSED
+        self.should_close = True
+
+    # ------------------------------------------------------------------ send side
+    def send(self, event: OutboundEvent) -> None:
+        state = self._send_state
+        if type(event) is Body:
+            if state is _Send.HEAD_HELD:
+                self._write_head(event)
+            elif state is not _Send.BODY:
+                raise LocalProtocolError(f"Body in state {state.value}")
+            self._write_body(event.data, event.end)
+        elif type(event) is Response:
+            if state is not _Send.IDLE:
+                raise LocalProtocolError(f"Response in state {state.value}")
+            self._begin_response(event)
+        elif type(event) is InformationalResponse:
+            if state is not _Send.IDLE:
+                raise LocalProtocolError("1xx after the response started")
+            self._write_informational(event)
+        elif type(event) is Trailers:
+            if state is not _Send.BODY or not self._chunked_response:
+                raise LocalProtocolError("Trailers need a chunked body in progress")
+            self._write_trailers(event.headers)
+        elif type(event) is ResetStream:
+            self._send_state = _Send.CLOSED
+            self.should_close = True
+        else:
+            raise LocalProtocolError(f"HTTP/1.1 cannot send {type(event).__name__}")
+
+    def start_request(self, request: RequestReceived) -> None:
+        """Record what the response framing depends on (called by the shell per request)."""
+        self._request_method = request.method
+        self._keep_alive = request.keep_alive
+        self._http10 = request.http_version == "1.0"
+        self._expect_continue = request.expect_continue
+        self._continue_sent = False
+
+    def _begin_response(self, event: Response) -> None:
+        status = event.status
+        self._no_body = (
+            self._request_method == b"HEAD" or status in (204, 304) or 100 <= status < 200
+        )
+        self._send_state = _Send.HEAD_HELD
+        self._pending_head = event
+
+    def _write_head(self, first: Body | None) -> None:
+        event = self._pending_head
+        assert event is not None
+        self._pending_head = None
+        defaults = self._defaults
+        parts = [STATUS_LINES.get(event.status) or _status_line(event.status)]
+        default_names = defaults.names
+        overridden: set[bytes] | None = None
+        content_length: int | None = None
+        chunked = False
+        keep_alive = self._keep_alive and not self._stopped_for_close()
+        for name, value in event.headers:
+            if _has_bad_byte(name) or _has_bad_byte(value) or b":" in name or b" " in name:
+                raise ValueError(f"Invalid response header {name!r}: {value!r}")
+            lowered = name.lower()
+            if lowered in _FRAMING:
+                if lowered == b"content-length":
+                    try:
+                        content_length = int(value)
+                    except ValueError:
+                        raise ValueError(f"Invalid content-length {value!r}") from None
+                elif lowered == b"transfer-encoding":
+                    if b"chunked" in value.lower():
+                        chunked = True
+                        continue  # the core frames the body; it writes its own header
+                elif b"close" in value.lower():
+                    keep_alive = False
+                    continue
+            elif lowered in default_names:
+                if overridden is None:
+                    overridden = set()
+                overridden.add(lowered)
+            parts.append(b"%s: %s\r\n" % (name, value))
+        if overridden is None:
+            parts.insert(1, defaults.h1_block)
+        else:
+            parts[1:1] = [b"%s: %s\r\n" % pair for pair in defaults.pairs
+                          if pair[0] not in overridden]
+        if self._no_body:
+            self._remaining = None
+            chunked = False
+        elif content_length is None and not chunked and not event.trailers_expected:
+            if first is not None and first.end:
+                content_length = len(first.data)
+                parts.append(b"content-length: %d\r\n" % content_length)
+            elif self._http10:
+                keep_alive = False  # close-delimited body
+            else:
+                chunked = True
+        elif event.trailers_expected and not self._http10:
+            chunked = True
+            content_length = None
+        if chunked and self._http10:
+            chunked = False
+            keep_alive = False
+        if chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        elif self._http10:
+            parts.append(b"connection: keep-alive\r\n")
+        self._keep_alive = keep_alive
+        self._chunked_response = chunked
+        self._remaining = None if self._no_body or chunked else content_length
+        parts.append(b"\r\n")
+        self._out.append(b"".join(parts))
+        self._send_state = _Send.BODY
+
+    def _stopped_for_close(self) -> bool:
+        return self._violation is not None
+
+    def _write_body(self, data: bytes, end: bool) -> None:
+        if data and not self._no_body:
+            if self._chunked_response:
+                self._out.append(b"%x\r\n%s\r\n" % (len(data), data))
+            else:
+                remaining = self._remaining
+                if remaining is not None:
+                    remaining -= len(data)
+                    self._remaining = remaining
+                    if remaining < 0:
+                        self._fail_response()
+                        raise ResponseLengthError("Response body longer than its Content-Length")
+                self._out.append(data)
+        if end:
+            if self._chunked_response:
+                self._out.append(b"0\r\n\r\n")
+            elif self._remaining:
+                self._fail_response()
+                raise ResponseLengthError("Response body shorter than its Content-Length")
+            self._finish_response()
+
+    def _write_trailers(self, headers: Headers) -> None:
+        lines = [b"0\r\n"]
+        for name, value in headers:
+            if _has_bad_byte(name) or _has_bad_byte(value) or b":" in name:
+                raise ValueError(f"Invalid trailer {name!r}: {value!r}")
+            lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"\r\n")
+        self._out.append(b"".join(lines))
+        self._finish_response()
+
+    def _write_informational(self, event: InformationalResponse) -> None:
+        if self._http10:
+            return  # HTTP/1.0 clients do not expect interim responses
+        if event.status == 100:
+            if self._continue_sent:
+                return
+            self._continue_sent = True
+        lines = [STATUS_LINES.get(event.status) or _status_line(event.status)]
+        lines.extend(b"%s: %s\r\n" % pair for pair in event.headers)
+        lines.append(b"\r\n")
+        self._out.append(b"".join(lines))
+
+    def _fail_response(self) -> None:
+        self._send_state = _Send.CLOSED
+        self.should_close = True
+
+    def _finish_response(self) -> None:
+        if not self._keep_alive or (self._expect_continue and not self._continue_sent
+                                    and self._parse_index == self._serve_index
+                                    and self._request is not None):
+            # Either the peer asked to close, or it may still be deciding whether to send a
+            # body we never invited: closing is the only unambiguous way on.
+            self._send_state = _Send.CLOSED
+            self.should_close = True
+            return
+        self._send_state = _Send.IDLE
+        self._serve_index += 1
+        backlog = self._backlog
+        if backlog:
+            index = self._serve_index
+            keep: list[tuple[int, InboundEvent]] = []
+            for item in backlog:
+                if item[0] == index:
+                    self._ready.append(item[1])
+                else:
+                    keep.append(item)
+            self._backlog = keep
+            self._backlog_size = sum(
+                len(e.data) if isinstance(e, BodyReceived) else 256 for _, e in keep
+            )
+        violation = self._violation
+        if violation is not None and violation[0] == self._serve_index:
+            self._answer_violation()
+        elif self._stopped and not self._ready:
+            # EOF or an upgrade stopped the parser: nothing more will arrive to be served.
+            self.should_close = True
+
+    @property
+    def response_started(self) -> bool:
+        return self._send_state in (_Send.BODY, _Send.CLOSED)
+
+    def data_to_send(self) -> bytes:
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "requests_parsed": self._parse_index,
+            "requests_served": self._serve_index - 1,
+            "backlog_bytes": self._backlog_size,
+            "buffered_out": sum(map(len, self._out)),
+        }
