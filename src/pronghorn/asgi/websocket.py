@@ -1,0 +1,313 @@
+"""WebSocketCycle: one WebSocket connection as ASGI messages (spec 2.5), for every protocol.
+
+What may change state, and nowhere else:
+- the app's messages, through ``_TRANSITIONS`` inside :meth:`WebSocketCycle.send`;
+- the peer, through :meth:`closed` (close frame received, connection failed or lost);
+- the app's exit, through :meth:`app_finished`.
+:meth:`message_received` and :meth:`next_message` only move messages through the inbound queue.
+
+The cycle is sans-IO: each valid app message becomes one outbound event handed to ``emit``
+(``AcceptWebSocket``, ``WebSocketMessage``, ``CloseWebSocket``, or ``Response``/``Body`` for a
+denial); inbound events become the app's ``websocket.*`` messages. Waiting, timers and the
+frame codec are the shell's (``server/websocket.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pronghorn.errors import AppProtocolError, ClientDisconnected
+from pronghorn.protocols.events import (
+    AcceptWebSocket,
+    Body,
+    CloseWebSocket,
+    Headers,
+    OutboundEvent,
+    ResetStream,
+    Response,
+    WebSocketMessage,
+)
+from pronghorn.protocols.websocket import RESERVED_ACCEPT_HEADERS
+
+Message = dict[str, Any]
+
+
+class State(enum.Enum):
+    HANDSHAKE = "handshake"  # websocket.connect pending or delivered; no answer yet
+    OPEN = "open"  # accepted: messages flow both ways
+    APP_CLOSED = "app_closed"  # the app sent websocket.close; the peer's close is awaited
+    RESPONDING = "responding"  # denial response started (websocket.http.response extension)
+    DENIED = "denied"  # handshake refused: 403 or the app's complete response
+    CLOSED = "closed"  # the connection is gone (closing handshake done, failed or lost)
+
+
+#: (state, app message type) -> handler name. A pair not listed is an AppProtocolError, except
+#: in CLOSED, where the peer being gone is reported as ClientDisconnected (spec 2.4).
+_TRANSITIONS: dict[tuple[State, str], str] = {
+    (State.HANDSHAKE, "websocket.accept"): "_on_accept",
+    (State.HANDSHAKE, "websocket.close"): "_on_deny",
+    (State.HANDSHAKE, "websocket.http.response.start"): "_on_response_start",
+    (State.OPEN, "websocket.send"): "_on_send",
+    (State.OPEN, "websocket.close"): "_on_close",
+    (State.RESPONDING, "websocket.http.response.body"): "_on_response_body",
+}
+
+#: Close codes an endpoint may send (RFC 6455 section 7.4): 1000-1003, 1007-1014 and the
+#: registered/private ranges 3000-4999. 1004-1006 and 1015 are reserved for local use.
+_SENDABLE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
+_MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, 2 of them the code
+
+_CONNECT: Message = {"type": "websocket.connect"}
+_DENY_BODY = b"Forbidden: the application refused the WebSocket connection\n"
+
+
+def _headers(value: object, what: str) -> Headers:
+    if value is None:
+        return []
+    if not isinstance(value, Iterable) or isinstance(value, bytes | str):
+        raise AppProtocolError(f"{what} must be an iterable of [name, value] byte pairs")
+    headers: Headers = []
+    for pair in value:
+        try:
+            name, val = pair
+        except (TypeError, ValueError):
+            raise AppProtocolError(f"{what}: {pair!r} is not a [name, value] pair") from None
+        if not isinstance(name, bytes) or not isinstance(val, bytes):
+            raise AppProtocolError(f"{what}: header names and values must be bytes: {pair!r}")
+        headers.append((name, val))
+    return headers
+
+
+def _truncate_reason(reason: str) -> str:
+    """Cut a close reason to what fits a close frame, on a character boundary."""
+    data = reason.encode()
+    if len(data) <= _MAX_REASON_BYTES:
+        return reason
+    return data[:_MAX_REASON_BYTES].decode("utf-8", "ignore")
+
+
+class WebSocketCycle:
+    """The ASGI side of one WebSocket: validates the app's messages, queues the peer's."""
+
+    __slots__ = (
+        "_close_code",
+        "_close_reason",
+        "_connect_delivered",
+        "_emit",
+        "_inbound",
+        "_response_extension",
+        "state",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        stream_id: int,
+        emit: Callable[[OutboundEvent], None],
+        *,
+        response_extension: bool = True,
+    ) -> None:
+        self.stream_id = stream_id
+        self._emit = emit
+        self.state = State.HANDSHAKE
+        self._inbound: deque[Message] = deque()
+        self._connect_delivered = False
+        self._response_extension = response_extension
+        self._close_code = 1006
+        self._close_reason = ""
+
+    # ------------------------------------------------------------------ receive side
+    @property
+    def queued(self) -> int:
+        """Messages received and not yet taken by the app (the shell pauses reading past its
+        ``ws_max_queue``)."""
+        return len(self._inbound)
+
+    def message_received(self, data: bytes | str) -> None:
+        if self.state is not State.OPEN:
+            return  # after the app's close frame, RFC 6455 lets us discard data frames
+        if type(data) is str:
+            self._inbound.append({"type": "websocket.receive", "text": data})
+        else:
+            self._inbound.append({"type": "websocket.receive", "bytes": data})
+
+    def closed(self, code: int, reason: str = "") -> None:
+        """The connection ended with close ``code``: the peer's close frame, our own failure
+        (1002/1007/1009/1011), a lost connection (1006) or a shutdown (1012)."""
+        if self.state is State.CLOSED:
+            return
+        self._close_code = code
+        self._close_reason = reason
+        self.state = State.CLOSED
+
+    def next_message(self) -> Message | None:
+        """The app's next receive() message, or None when it must wait."""
+        if not self._connect_delivered:
+            self._connect_delivered = True
+            return _CONNECT
+        inbound = self._inbound
+        if inbound:
+            return inbound.popleft()
+        if self.state is State.CLOSED or self.state is State.DENIED:
+            return {
+                "type": "websocket.disconnect",
+                "code": self._close_code,
+                "reason": self._close_reason,
+            }
+        return None
+
+    # ------------------------------------------------------------------ send side
+    def send(self, message: Message) -> None:
+        """Validate one app message and emit its event.
+
+        Raises AppProtocolError when the message is illegal now, ClientDisconnected when the
+        connection is already gone.
+        """
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise AppProtocolError(f"ASGI message without a 'type': {message!r}") from None
+        state = self.state
+        if kind == "websocket.send" and state is State.OPEN:
+            self._on_send(message)  # the hot path skips the table lookup
+            return
+        handler = _TRANSITIONS.get((state, kind))
+        if handler is None:
+            if state is State.CLOSED and kind.startswith("websocket."):
+                if kind == "websocket.close":
+                    return  # closing what is already closed is harmless; frameworks do it
+                raise ClientDisconnected(f"WebSocket closed with code {self._close_code}")
+            raise AppProtocolError(f"Unexpected ASGI message {kind!r} in state {state.value!r}")
+        getattr(self, handler)(message)
+
+    def _on_accept(self, message: Message) -> None:
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and not isinstance(subprotocol, str):
+            raise AppProtocolError(f"websocket.accept 'subprotocol' must be str: {subprotocol!r}")
+        headers = _headers(message.get("headers"), "websocket.accept headers")
+        for name, _ in headers:
+            if name.lower() in RESERVED_ACCEPT_HEADERS:
+                raise AppProtocolError(
+                    f"websocket.accept headers may not set {name!r}; the server owns it"
+                    + (" (use 'subprotocol')" if name.lower() == b"sec-websocket-protocol" else "")
+                )
+        self.state = State.OPEN
+        self._emit(AcceptWebSocket(self.stream_id, subprotocol, headers))
+
+    def _on_send(self, message: Message) -> None:
+        data = message.get("bytes")
+        text = message.get("text")
+        if data is not None:
+            if text is not None:
+                raise AppProtocolError("websocket.send needs exactly one of 'bytes' and 'text'")
+            if type(data) is not bytes:
+                if not isinstance(data, bytearray | memoryview):
+                    raise AppProtocolError(f"websocket.send 'bytes' must be bytes: {type(data)}")
+                data = bytes(data)
+            self._emit(WebSocketMessage(self.stream_id, data))
+        elif text is not None:
+            if type(text) is not str:
+                raise AppProtocolError(f"websocket.send 'text' must be str: {type(text)}")
+            self._emit(WebSocketMessage(self.stream_id, text))
+        else:
+            raise AppProtocolError("websocket.send needs exactly one of 'bytes' and 'text'")
+
+    def _close_args(self, message: Message) -> tuple[int, str]:
+        code = message.get("code", 1000)
+        if code is None:
+            code = 1000
+        if type(code) is not int or code not in _SENDABLE_CODES:
+            raise AppProtocolError(f"websocket.close 'code' is not a sendable close code: {code!r}")
+        reason = message.get("reason") or ""
+        if not isinstance(reason, str):
+            raise AppProtocolError(f"websocket.close 'reason' must be str: {reason!r}")
+        return code, _truncate_reason(reason)
+
+    def _on_close(self, message: Message) -> None:
+        code, reason = self._close_args(message)
+        self.state = State.APP_CLOSED
+        self._close_code = code
+        self._close_reason = reason
+        self._inbound.clear()
+        self._emit(CloseWebSocket(self.stream_id, code, reason))
+
+    def _on_deny(self, message: Message) -> None:
+        # ASGI: a close before accept refuses the handshake with 403; the code is not sent.
+        self._close_args(message)
+        self.state = State.DENIED
+        self._emit(self._deny_response())
+        self._emit(Body(self.stream_id, _DENY_BODY, True))
+
+    def _deny_response(self) -> Response:
+        return Response(
+            self.stream_id,
+            403,
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(_DENY_BODY)),
+            ],
+        )
+
+    def _on_response_start(self, message: Message) -> None:
+        if not self._response_extension:
+            raise AppProtocolError("websocket.http.response.start needs the extension in scope")
+        status = message.get("status")
+        if type(status) is not int or not 100 <= status <= 599 or status == 101:
+            raise AppProtocolError(
+                f"websocket.http.response.start needs an int status (not 101): {status!r}"
+            )
+        headers = _headers(message.get("headers"), "websocket.http.response.start headers")
+        self.state = State.RESPONDING
+        self._emit(Response(self.stream_id, status, headers))
+
+    def _on_response_body(self, message: Message) -> None:
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            if not isinstance(body, bytearray | memoryview):
+                raise AppProtocolError(f"websocket.http.response.body must be bytes: {type(body)}")
+            body = bytes(body)
+        more = bool(message.get("more_body", False))
+        if not more:
+            self.state = State.DENIED
+        self._emit(Body(self.stream_id, body, not more))
+
+    # ------------------------------------------------------------------ app exit
+    def app_finished(self, failed: bool) -> None:
+        """The app returned or raised; emit what the connection still needs.
+
+        Before any answer the handshake is refused (403 when the app returned, 500 when it
+        raised); an open WebSocket is closed with 1000 (1011 after an error); a denial
+        response left unfinished is reset.
+        """
+        state = self.state
+        if state is State.HANDSHAKE:
+            self.state = State.DENIED
+            if failed:
+                body = b"Internal Server Error\n"
+                self._emit(
+                    Response(
+                        self.stream_id,
+                        500,
+                        [
+                            (b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", b"%d" % len(body)),
+                        ],
+                    )
+                )
+                self._emit(Body(self.stream_id, body, True))
+            else:
+                self._emit(self._deny_response())
+                self._emit(Body(self.stream_id, _DENY_BODY, True))
+        elif state is State.OPEN:
+            code = 1011 if failed else 1000
+            self.state = State.APP_CLOSED
+            self._close_code = code
+            self._emit(CloseWebSocket(self.stream_id, code, ""))
+        elif state is State.RESPONDING:
+            # Ending the body here would pass a truncated response off as a whole one.
+            self.state = State.DENIED
+            self._emit(ResetStream(self.stream_id))
+        # APP_CLOSED, DENIED, CLOSED: nothing is owed.
