@@ -1,0 +1,127 @@
+"""A worker process: ``Server(config, app).serve(sockets)`` on the sockets it was handed.
+
+Started by the supervisor as ``python -m pronghorn.supervisor.worker_main CONTROL_FD``. It reads
+its orders from the control channel, imports the app, serves, and answers the supervisor's pings
+from its event loop. It exits with one of the statuses in :mod:`pronghorn.supervisor.channel`:
+0 when asked to stop, 3 when the app failed to start, 75 when the server stopped by itself (the
+request limit) and wants replacing.
+
+Signals: SIGTERM (or end of file on the control channel: the supervisor died) drains gracefully.
+SIGINT, SIGHUP, SIGTTIN and SIGTTOU are the supervisor's business; a terminal delivers them to the
+whole process group, so the worker catches and ignores them (handlers, not SIG_IGN, because an
+ignored disposition would be inherited by the app's own child processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+from pronghorn import logging as pronghorn_logging
+from pronghorn.errors import PronghornError
+from pronghorn.supervisor import channel
+
+if TYPE_CHECKING:
+    from pronghorn.config import Config
+    from pronghorn.server.server import Server
+
+logger = logging.getLogger("pronghorn.error")
+
+_SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """The supervisor decides what these mean."""
+
+
+class Worker:
+    """Runs one server and keeps the supervisor informed about it."""
+
+    def __init__(self, config: Config, control: socket.socket) -> None:
+        self.config = config
+        self.control = control
+        self.stop_requested = False
+        self.server: Server | None = None
+        self._reader = channel.LineReader(control)
+
+    def run(self, sockets: list[socket.socket]) -> int:
+        from pronghorn.importer import load_app
+        from pronghorn.server.server import Server, new_event_loop
+
+        try:
+            app = load_app(self.config)
+        except PronghornError as exc:
+            logger.error("%s", exc)
+            return channel.EXIT_STARTUP_FAILED
+        except Exception:
+            logger.exception("The app could not be loaded")
+            return channel.EXIT_STARTUP_FAILED
+        self.server = server = Server(self.config, app)
+        server.on_started.append(self._on_started)
+        loop = new_event_loop(self.config.loop)
+        asyncio.set_event_loop(loop)
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            self.control.setblocking(False)
+            loop.add_reader(self.control.fileno(), self._on_control)
+            loop.run_until_complete(server.serve(sockets))
+        except PronghornError as exc:
+            logger.error("%s", exc)
+            return channel.EXIT_STARTUP_FAILED
+        finally:
+            loop.remove_reader(self.control.fileno())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            loop.close()
+        if server.exit_code or not server.started:
+            return server.exit_code or channel.EXIT_STARTUP_FAILED
+        return channel.EXIT_OK if self.stop_requested else channel.EXIT_RECYCLE
+
+    def request_stop(self) -> None:
+        if not self.stop_requested and self.server is not None:
+            self.stop_requested = True
+            self.server.request_shutdown()
+
+    def _on_started(self, server: Server) -> None:
+        self._send(channel.ready())
+
+    def _on_control(self) -> None:
+        # Runs as a loop reader callback: a blocked loop leaves pings unanswered, which is the
+        # point of the health check.
+        lines = self._reader.read_lines()
+        if lines is None:
+            self.request_stop()  # the supervisor is gone; nobody would replace us
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self.control.fileno())
+            return
+        if channel.PING_LINE in lines:
+            self._send(channel.pong(channel.resident_memory()))
+
+    def _send(self, message: bytes) -> None:
+        # The supervisor is gone or not reading; end of file will tell us.
+        with contextlib.suppress(OSError):
+            self.control.send(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m pronghorn.supervisor.worker_main CONTROL_FD", file=sys.stderr)
+        return 2
+    for signum in _SUPERVISOR_SIGNALS:
+        signal.signal(signum, _ignore)
+    control = socket.socket(fileno=int(args[0]))
+    orders = channel.read_orders(control)
+    sys.path[:] = orders.sys_path
+    pronghorn_logging.configure(orders.config)
+    sockets = [socket.socket(fileno=fd) for fd in orders.socket_fds]
+    return Worker(orders.config, control).run(sockets)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
