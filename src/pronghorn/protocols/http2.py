@@ -32,7 +32,6 @@ from hpack import HPACKError
 from hyperframe.exceptions import HyperframeError
 from hyperframe.frame import GoAwayFrame
 
-from pronghorn.errors import LocalProtocolError, ResponseLengthError
 from pronghorn.protocols.events import (
     AcceptWebSocket,
     Body,
@@ -51,13 +50,11 @@ from pronghorn.protocols.events import (
     StreamReset,
     Trailers,
     WebSocketMessage,
-    WindowOpened,
 )
 from pronghorn.protocols.http1 import DefaultHeaders
 from pronghorn.protocols.http2_limits import FloodGuard, FrameScanner, HTTP2Limits
+from pronghorn.protocols.http2_send import H2Sender
 from pronghorn.protocols.http2_stream import (
-    CONNECTION_SPECIFIC,
-    STATUS_CODES,
     H2Stream,
     Send,
     clean_fields,
@@ -89,7 +86,6 @@ class HTTP2Connection:
     """One HTTP/2 connection, server side."""
 
     __slots__ = (
-        "_blocked",
         "_defaults",
         "_events",
         "_goaway_last",
@@ -99,6 +95,7 @@ class HTTP2Connection:
         "_out",
         "_ping_count",
         "_scanner",
+        "_sender",
         "_streams",
         "_terminated",
         "ping_outstanding",
@@ -117,9 +114,6 @@ class HTTP2Connection:
         self._limits = limits
         self._defaults = defaults or DefaultHeaders([])
         self._streams: dict[int, H2Stream] = {}
-        #: Streams with DATA waiting for window, in the order they are served (a dict as an
-        #: ordered set: moving a served stream to the end keeps the sharing round-robin).
-        self._blocked: dict[int, None] = {}
         self._events: list[InboundEvent] = []
         self._out: list[bytes] = []
         self._terminated = False
@@ -147,6 +141,9 @@ class HTTP2Connection:
         conn.decoder.max_header_list_size = limits.max_header_list_size
         conn.decoder.max_allowed_table_size = conn.local_settings.header_table_size
         self._h2 = conn
+        self._sender = H2Sender(
+            conn, self._streams, self._events_append, self._defaults, self._release
+        )
         if _upgrade_settings is None:
             conn.initiate_connection()
         else:
@@ -198,7 +195,7 @@ class HTTP2Connection:
 
     def is_blocked(self, stream_id: int) -> bool:
         """The stream has DATA waiting for window; the app's send() should wait."""
-        return stream_id in self._blocked
+        return self._sender.is_blocked(stream_id)
 
     def outbound_window(self, stream_id: int) -> int:
         """Bytes that may be sent on the stream now (stream and connection window); stream 0
@@ -218,7 +215,7 @@ class HTTP2Connection:
         streams = self._streams.values()
         return {
             "streams": len(self._streams),
-            "blocked_streams": len(self._blocked),
+            "blocked_streams": self._sender.blocked_count,
             "buffered_out": sum(s.out_size for s in streams),
             "unacknowledged_in": sum(s.unacked for s in streams),
             "resets_in_window": self._guard.resets,
@@ -253,6 +250,9 @@ class HTTP2Connection:
         self._terminated = True
         self.should_close = True
 
+    def _events_append(self, event: InboundEvent) -> None:
+        self._events.append(event)
+
     def next_events(self) -> list[InboundEvent]:
         events = self._events
         if events:
@@ -272,14 +272,14 @@ class HTTP2Connection:
                 stream.trailers_in = [(bytes(n), bytes(v)) for n, v in event.headers]
         elif isinstance(event, h2.events.WindowUpdated):
             if event.stream_id:
-                if event.stream_id in self._blocked:
-                    self._flush(self._streams[event.stream_id])
+                if self._sender.is_blocked(event.stream_id):
+                    self._sender.flush(self._streams[event.stream_id])
             else:
-                self._flush_all()
+                self._sender.flush_all()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self._guard.settings += 1
             if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
-                self._flush_all()
+                self._sender.flush_all()
         elif isinstance(event, h2.events.PingReceived):
             self._guard.pings += 1  # h2 already queued the ACK
         elif isinstance(event, h2.events.PingAckReceived):
@@ -398,7 +398,7 @@ class HTTP2Connection:
         elif stream.sending is not Send.ENDED:
             self._refuse(stream_id, ErrorCodes.CANCEL)
         stream.drop_output()
-        self._blocked.pop(stream_id, None)
+        self._sender.unblock(stream_id)
         self._events.append(StreamReset(stream_id, ErrorCodes.CANCEL))
 
     def _on_stream_ended(self, stream_id: int) -> None:
@@ -417,7 +417,7 @@ class HTTP2Connection:
             return
         stream.request_done = True
         stream.drop_output()
-        self._blocked.pop(event.stream_id, None)
+        self._sender.unblock(event.stream_id)
         self._events.append(StreamReset(event.stream_id, int(event.error_code or 0)))
         self._release(stream)
 
@@ -460,7 +460,7 @@ class HTTP2Connection:
         if stream.sending is not Send.ENDED and not self._terminated:
             if stream.end_pending:
                 return  # the response is complete but still waiting for window
-            self._reset(stream, ErrorCodes.INTERNAL_ERROR)
+            self._sender.reset(stream, ErrorCodes.INTERNAL_ERROR)
         self._release(stream)
 
     def start_shutdown(self) -> None:
@@ -492,16 +492,16 @@ class HTTP2Connection:
             # has nowhere to go (the shell reports the disconnect to the app).
             return
         if isinstance(event, Body):
-            self._send_body(stream, event.data, event.end)
+            self._sender.send_body(stream, event.data, event.end)
         elif isinstance(event, Response):
             require(stream.sending is Send.IDLE, f"Response in state {stream.sending.value}")
-            self._begin_response(stream, event)
+            self._sender.begin_response(stream, event)
         elif isinstance(event, InformationalResponse):
             require(stream.sending is Send.IDLE, "1xx after the response started")
-            self._send_informational(stream, event)
+            self._sender.send_informational(stream, event)
         elif isinstance(event, Trailers):
             require(stream.sending in (Send.HEAD_HELD, Send.BODY), "Trailers before a response")
-            self._send_trailers(stream, event.headers)
+            self._sender.send_trailers(stream, event.headers)
         elif isinstance(event, PushPromise):
             self._push(stream, event)
         elif isinstance(event, AcceptWebSocket):
@@ -512,99 +512,12 @@ class HTTP2Connection:
             self._h2.send_headers(stream.stream_id, headers)
             stream.sending = Send.BODY
         elif isinstance(event, ResetStream):
-            self._reset(stream, event.error_code)
+            self._sender.reset(stream, event.error_code)
             self._release(stream)
         elif isinstance(event, WebSocketMessage | CloseWebSocket):
             require(False, "WebSocket frames over HTTP/2 are Body events on the tunnel")
         else:
             assert_never(event)
-
-    def _begin_response(self, stream: H2Stream, event: Response) -> None:
-        status = event.status
-        stream.no_body = stream.method == b"HEAD" or status in (204, 304)
-        stream.head = event
-        stream.sending = Send.HEAD_HELD
-        if stream.tunnel:
-            self._write_head(stream, end_stream=False)  # the tunnel's peer waits for it
-
-    def _write_head(self, stream: H2Stream, *, end_stream: bool) -> None:
-        event = stream.head
-        if event is None:
-            raise LocalProtocolError("no response head to write")
-        stream.head = None
-        defaults = self._defaults
-        default_names = defaults.names
-        overridden: set[bytes] | None = None
-        app: Headers = []
-        for name, value in event.headers:
-            lowered = name.lower()
-            if lowered in CONNECTION_SPECIFIC:
-                continue
-            if not lowered or lowered[0] == 58 or has_bad_byte(lowered) or has_bad_byte(value):
-                raise ValueError(f"Invalid response header {name!r}: {value!r}")
-            if lowered in default_names:
-                if overridden is None:
-                    overridden = set()
-                overridden.add(lowered)
-            elif lowered == b"content-length" and not stream.no_body:
-                try:
-                    stream.remaining = int(value)
-                except ValueError:
-                    raise ValueError(f"Invalid content-length {value!r}") from None
-            app.append((lowered, value))
-        headers: Headers = [(b":status", STATUS_CODES.get(event.status) or b"%d" % event.status)]
-        for name, value in defaults.pairs:
-            lowered = name.lower()
-            if overridden is None or lowered not in overridden:
-                headers.append((lowered, value))
-        headers += app
-        self._h2.send_headers(stream.stream_id, headers, end_stream=end_stream)
-        stream.sending = Send.ENDED if end_stream else Send.BODY
-
-    def _send_body(self, stream: H2Stream, data: bytes, end: bool) -> None:
-        if stream.sending is Send.HEAD_HELD:
-            if end and (not data or stream.no_body) and stream.trailers is None:
-                if stream.remaining:
-                    self._length_error(stream, "shorter")
-                self._write_head(stream, end_stream=True)
-                self._release(stream)
-                return
-            self._write_head(stream, end_stream=False)
-        require(stream.sending is Send.BODY, f"Body in state {stream.sending.value}")
-        require(not stream.end_pending, "Body after the end of the body")
-        if data and not stream.no_body:
-            remaining = stream.remaining
-            if remaining is not None:
-                remaining -= len(data)
-                stream.remaining = remaining
-                if remaining < 0:
-                    self._length_error(stream, "longer")
-            stream.out.append(data)
-            stream.out_size += len(data)
-        if end:
-            if stream.remaining:
-                self._length_error(stream, "shorter")
-            stream.end_pending = True
-        self._flush(stream)
-
-    def _length_error(self, stream: H2Stream, which: str) -> None:
-        self._reset(stream, ErrorCodes.INTERNAL_ERROR)
-        raise ResponseLengthError(f"Response body {which} than its Content-Length")
-
-    def _send_trailers(self, stream: H2Stream, headers: Headers) -> None:
-        if stream.sending is Send.HEAD_HELD:
-            self._write_head(stream, end_stream=False)
-        stream.trailers = clean_fields(headers, "trailer")
-        stream.end_pending = True
-        self._flush(stream)
-
-    def _send_informational(self, stream: H2Stream, event: InformationalResponse) -> None:
-        if event.status == 100:
-            if stream.continue_sent or stream.request_done:
-                return
-            stream.continue_sent = True
-        headers = [(b":status", STATUS_CODES.get(event.status) or b"%d" % event.status)]
-        self._h2.send_headers(stream.stream_id, headers + clean_fields(event.headers, "header"))
 
     def _push(self, stream: H2Stream, event: PushPromise) -> None:
         """Server push (RFC 9113 §8.4) when the client allows it; otherwise ignored, as the
@@ -650,73 +563,6 @@ class HTTP2Connection:
         )
         self._events.append(RequestEnded(promised))
 
-    def _reset(self, stream: H2Stream, error_code: int) -> None:
-        if stream.sending is not Send.ENDED and not self._terminated:
-            # A stream already closed on the wire has nothing left to abort.
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
-                self._h2.reset_stream(stream.stream_id, error_code)
-        stream.drop_output()
-        self._blocked.pop(stream.stream_id, None)
-
-    # ------------------------------------------------------------------ flow control
-    def _flush(self, stream: H2Stream) -> None:
-        """Send what the windows allow; a stream left with data waits in ``_blocked``."""
-        conn = self._h2
-        stream_id = stream.stream_id
-        out = stream.out
-        while out:
-            window = conn.local_flow_control_window(stream_id)
-            if window <= 0:
-                break
-            chunk = out[0]
-            offset = stream.offset
-            size = min(window, conn.max_outbound_frame_size, len(chunk) - offset)
-            if offset == 0 and size == len(chunk):
-                piece: bytes | memoryview = chunk
-                out.pop(0)
-            else:
-                piece = memoryview(chunk)[offset : offset + size]
-                offset += size
-                if offset == len(chunk):
-                    out.pop(0)
-                    offset = 0
-                stream.offset = offset
-            stream.out_size -= size
-            last = not out and stream.end_pending and stream.trailers is None
-            conn.send_data(stream_id, piece, end_stream=last)
-            if last:
-                stream.end_pending = False
-                stream.sending = Send.ENDED
-        if out:
-            self._blocked[stream_id] = None
-            return
-        if stream.end_pending:
-            if stream.trailers is not None:
-                conn.send_headers(stream_id, stream.trailers, end_stream=True)
-                stream.trailers = None
-            else:
-                conn.end_stream(stream_id)
-            stream.end_pending = False
-            stream.sending = Send.ENDED
-        if stream_id in self._blocked:
-            del self._blocked[stream_id]
-            self._events.append(WindowOpened(stream_id))
-        if stream.sending is Send.ENDED:
-            self._release(stream)
-
-    def _flush_all(self) -> None:
-        for stream_id in list(self._blocked):
-            if self._h2.outbound_flow_control_window <= 0:
-                break
-            stream = self._streams.get(stream_id)
-            if stream is None:
-                self._blocked.pop(stream_id, None)
-                continue
-            # Move to the back before serving: a stream that stays blocked waits its turn.
-            del self._blocked[stream_id]
-            self._blocked[stream_id] = None
-            self._flush(stream)
-
     # ------------------------------------------------------------------ endings
     def _release(self, stream: H2Stream) -> None:
         """Forget a stream once the app and the wire are both done with it."""
@@ -735,7 +581,7 @@ class HTTP2Connection:
             if stream.sending is not Send.ENDED or not stream.request_done:
                 self._events.append(StreamReset(stream.stream_id))
             stream.drop_output()
-        self._blocked.clear()
+        self._sender.clear()
 
     def _fail(self, code: int, reason: str, *, goaway_queued: bool = False) -> None:
         """The peer broke the protocol or a limit: GOAWAY, reset every stream, close."""

@@ -1,0 +1,227 @@
+"""The response side of the HTTP/2 core: heads, bodies under flow control, trailers, 1xx.
+
+What may change state: ``HTTP2Connection.send`` calls in here for the app's events, and the
+connection's receive side calls ``flush``/``flush_all`` when the peer opens a window. A body that
+does not fit in the stream and connection windows waits in the stream's ``out`` list; the stream
+is then listed in ``blocked`` (the shell makes the app's send() wait) until it drains, when
+``WindowOpened`` is emitted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import h2.connection
+import h2.exceptions
+from h2.errors import ErrorCodes
+
+from pronghorn.errors import LocalProtocolError, ResponseLengthError
+from pronghorn.protocols.events import (
+    Headers,
+    InboundEvent,
+    InformationalResponse,
+    Response,
+    WindowOpened,
+)
+from pronghorn.protocols.http1 import DefaultHeaders
+from pronghorn.protocols.http2_stream import (
+    CONNECTION_SPECIFIC,
+    STATUS_CODES,
+    H2Stream,
+    Send,
+    clean_fields,
+    has_bad_byte,
+    require,
+)
+
+
+class H2Sender:
+    """Writes the app's responses into h2, never past the peer's flow-control windows."""
+
+    __slots__ = ("_blocked", "_defaults", "_emit", "_h2", "_release", "_streams")
+
+    def __init__(
+        self,
+        conn: h2.connection.H2Connection,
+        streams: dict[int, H2Stream],
+        emit: Callable[[InboundEvent], None],
+        defaults: DefaultHeaders,
+        release: Callable[[H2Stream], None],
+    ) -> None:
+        self._h2 = conn
+        self._streams = streams
+        self._emit = emit
+        self._defaults = defaults
+        self._release = release
+        #: Streams with DATA waiting for window, in the order they are served (a dict as an
+        #: ordered set: moving a served stream to the end keeps the sharing round-robin).
+        self._blocked: dict[int, None] = {}
+
+    def is_blocked(self, stream_id: int) -> bool:
+        return stream_id in self._blocked
+
+    @property
+    def blocked_count(self) -> int:
+        return len(self._blocked)
+
+    def unblock(self, stream_id: int) -> None:
+        """The stream ended without draining (reset): it waits no more, and no WindowOpened."""
+        self._blocked.pop(stream_id, None)
+
+    def clear(self) -> None:
+        self._blocked.clear()
+
+    def begin_response(self, stream: H2Stream, event: Response) -> None:
+        status = event.status
+        stream.no_body = stream.method == b"HEAD" or status in (204, 304)
+        stream.head = event
+        stream.sending = Send.HEAD_HELD
+        if stream.tunnel:
+            self._write_head(stream, end_stream=False)  # the tunnel's peer waits for it
+
+    def _write_head(self, stream: H2Stream, *, end_stream: bool) -> None:
+        event = stream.head
+        if event is None:
+            raise LocalProtocolError("no response head to write")
+        stream.head = None
+        defaults = self._defaults
+        default_names = defaults.names
+        overridden: set[bytes] | None = None
+        app: Headers = []
+        for name, value in event.headers:
+            lowered = name.lower()
+            if lowered in CONNECTION_SPECIFIC:
+                continue
+            if not lowered or lowered[0] == 58 or has_bad_byte(lowered) or has_bad_byte(value):
+                raise ValueError(f"Invalid response header {name!r}: {value!r}")
+            if lowered in default_names:
+                if overridden is None:
+                    overridden = set()
+                overridden.add(lowered)
+            elif lowered == b"content-length" and not stream.no_body:
+                try:
+                    stream.remaining = int(value)
+                except ValueError:
+                    raise ValueError(f"Invalid content-length {value!r}") from None
+            app.append((lowered, value))
+        headers: Headers = [(b":status", STATUS_CODES.get(event.status) or b"%d" % event.status)]
+        for name, value in defaults.pairs:
+            lowered = name.lower()
+            if overridden is None or lowered not in overridden:
+                headers.append((lowered, value))
+        headers += app
+        self._h2.send_headers(stream.stream_id, headers, end_stream=end_stream)
+        stream.sending = Send.ENDED if end_stream else Send.BODY
+
+    def send_body(self, stream: H2Stream, data: bytes, end: bool) -> None:
+        if stream.sending is Send.HEAD_HELD:
+            if end and (not data or stream.no_body) and stream.trailers is None:
+                if stream.remaining:
+                    self._length_error(stream, "shorter")
+                self._write_head(stream, end_stream=True)
+                self._release(stream)
+                return
+            self._write_head(stream, end_stream=False)
+        require(stream.sending is Send.BODY, f"Body in state {stream.sending.value}")
+        require(not stream.end_pending, "Body after the end of the body")
+        if data and not stream.no_body:
+            remaining = stream.remaining
+            if remaining is not None:
+                remaining -= len(data)
+                stream.remaining = remaining
+                if remaining < 0:
+                    self._length_error(stream, "longer")
+            stream.out.append(data)
+            stream.out_size += len(data)
+        if end:
+            if stream.remaining:
+                self._length_error(stream, "shorter")
+            stream.end_pending = True
+        self.flush(stream)
+
+    def _length_error(self, stream: H2Stream, which: str) -> None:
+        self.reset(stream, ErrorCodes.INTERNAL_ERROR)
+        raise ResponseLengthError(f"Response body {which} than its Content-Length")
+
+    def send_trailers(self, stream: H2Stream, headers: Headers) -> None:
+        if stream.sending is Send.HEAD_HELD:
+            self._write_head(stream, end_stream=False)
+        stream.trailers = clean_fields(headers, "trailer")
+        stream.end_pending = True
+        self.flush(stream)
+
+    def send_informational(self, stream: H2Stream, event: InformationalResponse) -> None:
+        if event.status == 100:
+            if stream.continue_sent or stream.request_done:
+                return
+            stream.continue_sent = True
+        headers = [(b":status", STATUS_CODES.get(event.status) or b"%d" % event.status)]
+        self._h2.send_headers(stream.stream_id, headers + clean_fields(event.headers, "header"))
+
+    def reset(self, stream: H2Stream, error_code: int) -> None:
+        if stream.sending is not Send.ENDED:
+            # A stream already closed on the wire has nothing left to abort.
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self._h2.reset_stream(stream.stream_id, error_code)
+        stream.drop_output()
+        self._blocked.pop(stream.stream_id, None)
+
+    # -------------------------------------------------------------- flow control
+    def flush(self, stream: H2Stream) -> None:
+        """Send what the windows allow; a stream left with data waits in ``_blocked``."""
+        conn = self._h2
+        stream_id = stream.stream_id
+        out = stream.out
+        while out:
+            window = conn.local_flow_control_window(stream_id)
+            if window <= 0:
+                break
+            chunk = out[0]
+            offset = stream.offset
+            size = min(window, conn.max_outbound_frame_size, len(chunk) - offset)
+            if offset == 0 and size == len(chunk):
+                piece: bytes | memoryview = chunk
+                out.pop(0)
+            else:
+                piece = memoryview(chunk)[offset : offset + size]
+                offset += size
+                if offset == len(chunk):
+                    out.pop(0)
+                    offset = 0
+                stream.offset = offset
+            stream.out_size -= size
+            last = not out and stream.end_pending and stream.trailers is None
+            conn.send_data(stream_id, piece, end_stream=last)
+            if last:
+                stream.end_pending = False
+                stream.sending = Send.ENDED
+        if out:
+            self._blocked[stream_id] = None
+            return
+        if stream.end_pending:
+            if stream.trailers is not None:
+                conn.send_headers(stream_id, stream.trailers, end_stream=True)
+                stream.trailers = None
+            else:
+                conn.end_stream(stream_id)
+            stream.end_pending = False
+            stream.sending = Send.ENDED
+        if stream_id in self._blocked:
+            del self._blocked[stream_id]
+            self._emit(WindowOpened(stream_id))
+        if stream.sending is Send.ENDED:
+            self._release(stream)
+
+    def flush_all(self) -> None:
+        for stream_id in list(self._blocked):
+            if self._h2.outbound_flow_control_window <= 0:
+                break
+            stream = self._streams.get(stream_id)
+            if stream is None:
+                self._blocked.pop(stream_id, None)
+                continue
+            # Move to the back before serving: a stream that stays blocked waits its turn.
+            del self._blocked[stream_id]
+            self._blocked[stream_id] = None
+            self.flush(stream)
