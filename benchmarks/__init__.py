@@ -1,0 +1,1 @@
+"""Pronghorn's benchmark suite: run ``python benchmarks/run.py`` (see benchmarks/README.md)."""

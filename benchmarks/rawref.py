@@ -1,0 +1,241 @@
+"""The raw-limit reference: a minimal uvloop ``asyncio.Protocol`` that answers canned responses.
+
+It does not parse HTTP. For requests without a body it counts request heads by their blank line
+(so pipelined requests get one answer each); for uploads it reads ``Content-Length`` and skips
+that many bytes; for WebSocket it computes the handshake and echoes frames, unmasking them. No
+Python server that parses, validates and runs an ASGI app can beat it on one core, so it is the
+ceiling each workload is measured against (and the check on how fast our load clients are).
+
+    python benchmarks/rawref.py --port 8000 --shape hello
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import signal
+import sys
+from typing import cast
+
+HEAD_END = b"\r\n\r\n"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def _canned(body: bytes, content_type: bytes = b"text/plain") -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nserver: rawref\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n"
+        % (content_type, len(body))
+        + body
+    )
+
+
+def _canned_chunked(chunk: bytes, count: int) -> bytes:
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    return (
+        b"HTTP/1.1 200 OK\r\nserver: rawref\r\ncontent-type: application/octet-stream\r\n"
+        b"transfer-encoding: chunked\r\n\r\n" + framed * count + b"0\r\n\r\n"
+    )
+
+
+CANNED: dict[str, bytes] = {
+    "hello": _canned(b"Hello, world!"),
+    "body64k": _canned(b"x" * 65536, b"application/octet-stream"),
+    "stream": _canned_chunked(b"y" * 16384, 64),
+}
+
+
+class CannedProtocol(asyncio.Protocol):
+    """Answers every request head (a blank line) with the same bytes, in one write."""
+
+    __slots__ = ("_response", "_tail", "_transport")
+
+    def __init__(self, response: bytes) -> None:
+        self._response = response
+        self._tail = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self._tail:
+            data = self._tail + data
+        count = data.count(HEAD_END)
+        # Keep the last 3 bytes: a blank line may be split across two reads.
+        self._tail = data[-3:] if not data.endswith(HEAD_END) else b""
+        if count and self._transport is not None:
+            self._transport.write(self._response if count == 1 else self._response * count)
+
+
+class UploadProtocol(asyncio.Protocol):
+    """Skips each request's ``Content-Length`` bytes, then answers with their number."""
+
+    __slots__ = ("_answer", "_buffer", "_remaining", "_transport")
+
+    def __init__(self) -> None:
+        self._answer = b""
+        self._buffer = b""
+        self._remaining = -1  # -1: reading a head
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        while data:
+            if self._remaining >= 0:
+                taken = min(self._remaining, len(data))
+                self._remaining -= taken
+                data = data[taken:]
+                if self._remaining == 0:
+                    self._remaining = -1
+                    assert self._transport is not None
+                    self._transport.write(self._answer)
+                continue
+            data = self._buffer + data
+            end = data.find(HEAD_END)
+            if end < 0:
+                self._buffer = data
+                return
+            self._buffer = b""
+            head = data[:end].lower()
+            start = head.find(b"content-length:")
+            length = 0
+            if start >= 0:
+                stop = head.find(b"\r\n", start)
+                length = int(head[start + 15 : stop if stop >= 0 else None])
+            self._answer = _canned(b"%d" % length)
+            self._remaining = length
+            data = data[end + 4 :]
+            if length == 0:
+                self._remaining = -1
+                assert self._transport is not None
+                self._transport.write(self._answer)
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    size = len(payload)
+    key = int.from_bytes(mask * (size // 4 + 1), "little") & ((1 << (8 * size)) - 1)
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(size, "little")
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, size))
+    elif size < 65536:
+        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+    return head + payload
+
+
+class WebSocketEchoProtocol(asyncio.Protocol):
+    """Accepts any WebSocket handshake and echoes whole frames (no fragmentation, no deflate)."""
+
+    __slots__ = ("_buffer", "_open", "_transport")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._open = False
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        transport = self._transport
+        assert transport is not None
+        if not self._open:
+            end = buffer.find(HEAD_END)
+            if end < 0:
+                return
+            head = bytes(buffer[:end])
+            start = head.lower().find(b"sec-websocket-key:")
+            if start < 0:
+                transport.close()
+                return
+            stop = head.find(b"\r\n", start)
+            key = head[start + 18 : stop if stop >= 0 else None].strip()
+            del buffer[: end + 4]
+            accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+            transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                b"connection: Upgrade\r\nsec-websocket-accept: %s\r\n\r\n" % accept
+            )
+            self._open = True
+        out: list[bytes] = []
+        while len(buffer) >= 6:
+            opcode = buffer[0] & 0x0F
+            size = buffer[1] & 0x7F
+            offset = 2
+            if size == 126:
+                size = int.from_bytes(buffer[2:4], "big")
+                offset = 4
+            elif size == 127:
+                if len(buffer) < 10:
+                    break
+                size = int.from_bytes(buffer[2:10], "big")
+                offset = 10
+            end = offset + 4 + size
+            if len(buffer) < end:
+                break
+            mask = bytes(buffer[offset : offset + 4])
+            payload = _unmask(bytes(buffer[offset + 4 : end]), mask)
+            del buffer[:end]
+            if opcode == 0x8:
+                out.append(_frame(0x8, payload[:2]))
+                transport.write(b"".join(out))
+                transport.close()
+                return
+            if opcode == 0x9:
+                out.append(_frame(0xA, payload))
+            elif opcode in (0x1, 0x2):
+                out.append(_frame(opcode, payload))
+        if out:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+
+SHAPES = (*CANNED, "upload", "ws")
+
+
+def _factory(shape: str) -> type[asyncio.Protocol] | object:
+    if shape == "upload":
+        return UploadProtocol
+    if shape == "ws":
+        return WebSocketEchoProtocol
+    response = CANNED[shape]
+    return lambda: CannedProtocol(response)
+
+
+async def serve(host: str, port: int, shape: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    loop.add_signal_handler(signal.SIGINT, stop.set_result, None)
+    factory = _factory(shape)
+    server = await loop.create_server(factory, host, port, backlog=4096)  # type: ignore[arg-type]
+    await stop
+    server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--shape", choices=SHAPES, default="hello")
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        print("rawref: uvloop is not installed", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvloop.run(serve(args.host, args.port, args.shape))
+
+
+if __name__ == "__main__":
+    main()
