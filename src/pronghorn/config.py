@@ -97,15 +97,18 @@ class Config:
 
     # ----------------------------------------------------------------- sockets
     host: str = setting("127.0.0.1", "Bind to this address.", group="sockets")
-    port: int = setting(8000, "Bind to this port; 0 picks a free one.", env=("PORT",),
-                        group="sockets")
-    uds: str | None = setting(None, "Bind to this UNIX domain socket.", group="sockets",
-                              metavar="PATH")
+    port: int = setting(
+        8000, "Bind to this port; 0 picks a free one.", env=("PORT",), group="sockets"
+    )
+    uds: str | None = setting(
+        None, "Bind to this UNIX domain socket.", group="sockets", metavar="PATH"
+    )
     uds_permissions: str | None = setting(
         None, "Octal permissions for the --uds socket file, e.g. 660.", group="sockets"
     )
-    fd: int | None = setting(None, "Serve on this already-bound socket file descriptor.",
-                             group="sockets")
+    fd: int | None = setting(
+        None, "Serve on this already-bound socket file descriptor.", group="sockets"
+    )
     bind: list[str] = setting(
         [],
         "Listen on HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeatable.",
@@ -121,25 +124,33 @@ class Config:
     workers: int = setting(
         1, "Number of worker processes.", env=("WEB_CONCURRENCY",), group="processes"
     )
-    loop: LoopChoice = setting("auto", "Event loop: uvloop when installed on 'auto'.",
-                               group="processes")
-    reload: bool = setting(False, "Restart when watched files change (development).",
-                           group="processes")
+    loop: LoopChoice = setting(
+        "auto", "Event loop: uvloop when installed on 'auto'.", group="processes"
+    )
+    reload: bool = setting(
+        False, "Restart when watched files change (development).", group="processes"
+    )
     reload_dirs: list[str] = setting(
-        [], "Directory to watch; repeatable (default: the current one).", flag="--reload-dir",
+        [],
+        "Directory to watch; repeatable (default: the current one).",
+        flag="--reload-dir",
         group="processes",
     )
     reload_includes: list[str] = setting(
-        [], "Glob of files whose change reloads; repeatable (default: *.py).",
-        flag="--reload-include", group="processes",
+        [],
+        "Glob of files whose change reloads; repeatable (default: *.py).",
+        flag="--reload-include",
+        group="processes",
     )
     reload_excludes: list[str] = setting(
         [], "Glob of files to ignore; repeatable.", flag="--reload-exclude", group="processes"
     )
-    reload_delay: float = setting(0.25, "Seconds to wait for more changes before reloading.",
-                                  group="processes")
+    reload_delay: float = setting(
+        0.25, "Seconds to wait for more changes before reloading.", group="processes"
+    )
     timeout_worker_healthcheck: float = setting(
-        30.0, "Seconds a worker may take to answer a health ping before it is replaced.",
+        30.0,
+        "Seconds a worker may take to answer a health ping before it is replaced.",
         group="processes",
     )
     timeout_worker_startup: float = setting(
@@ -156,8 +167,9 @@ class Config:
     )
 
     # ----------------------------------------------------------------- HTTP
-    http2: bool = setting(True, "Serve HTTP/2 (ALPN h2, h2c upgrade, prior knowledge).",
-                          group="http")
+    http2: bool = setting(
+        True, "Serve HTTP/2 (ALPN h2, h2c upgrade, prior knowledge).", group="http"
+    )
     proxy_headers: bool = setting(
         True, "Trust X-Forwarded-For/-Proto/Forwarded from --forwarded-allow-ips.", group="http"
     )
@@ -173,24 +185,30 @@ class Config:
     server_header: bool = setting(True, "Send a Server header.", group="http")
     date_header: bool = setting(True, "Send a Date header.", group="http")
     headers: list[str] = setting(
-        [], "Default response header 'Name: value'; repeatable.", flag="--header", short="-H",
+        [],
+        "Default response header 'Name: value'; repeatable.",
+        flag="--header",
+        short="-H",
         group="http",
     )
     limit_concurrency: int | None = setting(
         None, "Answer 503 past this many concurrent connections and tasks.", group="http"
     )
-    limit_request_line: int = setting(8190, "Longest request line in bytes (414 past it).",
-                                      group="http")
-    limit_request_headers: int = setting(100, "Most request header fields (431 past it).",
-                                         group="http")
+    limit_request_line: int = setting(
+        8190, "Longest request line in bytes (414 past it).", group="http"
+    )
+    limit_request_headers: int = setting(
+        100, "Most request header fields (431 past it).", group="http"
+    )
     limit_request_header_size: int = setting(
         65536, "Largest request header block in bytes (431 past it).", group="http"
     )
     limit_request_body: int | None = setting(
         None, "Largest request body in bytes (413 past it); unlimited when unset.", group="http"
     )
-    timeout_keep_alive: float = setting(5.0, "Seconds an idle keep-alive connection stays open.",
-                                        group="http")
+    timeout_keep_alive: float = setting(
+        5.0, "Seconds an idle keep-alive connection stays open.", group="http"
+    )
     timeout_request_header: float = setting(
         10.0, "Seconds a client may take to send a request head.", group="http"
     )
@@ -200,47 +218,55 @@ class Config:
     timeout_graceful_shutdown: float = setting(
         30.0, "Seconds in-flight requests get to finish on shutdown.", group="http"
     )
-    http2_max_concurrent_streams: int = setting(100, "HTTP/2 streams open at once per connection.",
-                                                group="http")
+    http2_max_concurrent_streams: int = setting(
+        100, "HTTP/2 streams open at once per connection.", group="http"
+    )
     http2_max_header_list_size: int = setting(
         65536, "Largest decoded HTTP/2 header list in bytes.", group="http"
     )
     http2_initial_window_size: int = setting(
         1048576, "HTTP/2 initial stream receive window in bytes.", group="http"
     )
-    http2_max_frame_size: int = setting(16384, "Largest HTTP/2 frame the server accepts.",
-                                        group="http")
+    http2_max_frame_size: int = setting(
+        16384, "Largest HTTP/2 frame the server accepts.", group="http"
+    )
     http2_ping_interval: float | None = setting(
         None, "Seconds between HTTP/2 keepalive PINGs; off when unset.", group="http"
     )
     http2_max_resets: int = setting(
-        200, "HTTP/2 stream resets a client may cause per 10 s before GOAWAY (rapid reset).",
+        200,
+        "HTTP/2 stream resets a client may cause per 10 s before GOAWAY (rapid reset).",
         group="http",
     )
 
     # ----------------------------------------------------------------- WebSocket
-    ws: Literal["auto", "none"] = setting("auto", "WebSocket support; 'none' disables it.",
-                                          group="websocket")
-    ws_max_size: int = setting(16777216, "Largest WebSocket message in bytes (1009 past it).",
-                               group="websocket")
-    ws_max_queue: int = setting(32, "Messages queued for the app before reading pauses.",
-                                group="websocket")
-    ws_ping_interval: float | None = setting(20.0, "Seconds between WebSocket pings.",
-                                             group="websocket")
-    ws_ping_timeout: float | None = setting(20.0, "Seconds to wait for a pong.",
-                                            group="websocket")
-    ws_per_message_deflate: bool = setting(True, "Offer permessage-deflate compression.",
-                                           group="websocket")
-    timeout_ws_close: float = setting(10.0, "Seconds to wait for the peer's close frame.",
-                                      group="websocket")
+    ws: Literal["auto", "none"] = setting(
+        "auto", "WebSocket support; 'none' disables it.", group="websocket"
+    )
+    ws_max_size: int = setting(
+        16777216, "Largest WebSocket message in bytes (1009 past it).", group="websocket"
+    )
+    ws_max_queue: int = setting(
+        32, "Messages queued for the app before reading pauses.", group="websocket"
+    )
+    ws_ping_interval: float | None = setting(
+        20.0, "Seconds between WebSocket pings.", group="websocket"
+    )
+    ws_ping_timeout: float | None = setting(20.0, "Seconds to wait for a pong.", group="websocket")
+    ws_per_message_deflate: bool = setting(
+        True, "Offer permessage-deflate compression.", group="websocket"
+    )
+    timeout_ws_close: float = setting(
+        10.0, "Seconds to wait for the peer's close frame.", group="websocket"
+    )
 
     # ----------------------------------------------------------------- TLS
     ssl_keyfile: str | None = setting(None, "TLS private key file.", group="tls")
     ssl_certfile: str | None = setting(None, "TLS certificate chain file.", group="tls")
-    ssl_keyfile_password: str | None = setting(None, "Password of the TLS key file.",
-                                               group="tls")
-    ssl_ca_certs: str | None = setting(None, "CA bundle to verify client certificates.",
-                                       group="tls")
+    ssl_keyfile_password: str | None = setting(None, "Password of the TLS key file.", group="tls")
+    ssl_ca_certs: str | None = setting(
+        None, "CA bundle to verify client certificates.", group="tls"
+    )
     ssl_cert_reqs: int = setting(
         0, "Client certificates: 0 none, 1 optional, 2 required.", group="tls"
     )
@@ -248,8 +274,7 @@ class Config:
     ssl_min_version: Literal["TLSv1.2", "TLSv1.3"] = setting(
         "TLSv1.2", "Oldest TLS version accepted.", group="tls"
     )
-    timeout_ssl_handshake: float = setting(10.0, "Seconds a TLS handshake may take.",
-                                           group="tls")
+    timeout_ssl_handshake: float = setting(10.0, "Seconds a TLS handshake may take.", group="tls")
 
     # ----------------------------------------------------------------- logging
     log_level: LogLevel = setting("info", "Log level.", group="logging")
@@ -268,9 +293,16 @@ class Config:
 
 def validate(config: Config) -> None:
     """Reject values no server could run with, with a message naming the setting."""
-    positive = ("backlog", "limit_request_line", "limit_request_headers",
-                "limit_request_header_size", "ws_max_size", "ws_max_queue",
-                "http2_max_concurrent_streams", "wsgi_threads")
+    positive = (
+        "backlog",
+        "limit_request_line",
+        "limit_request_headers",
+        "limit_request_header_size",
+        "ws_max_size",
+        "ws_max_queue",
+        "http2_max_concurrent_streams",
+        "wsgi_threads",
+    )
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{flag_of(name)} must be positive, not {getattr(config, name)}")

@@ -128,10 +128,14 @@ class HTTP1Connection:
         "_backlog_size",
         "_body_received",
         "_chunked_response",
+        "_continue_sent",
         "_defaults",
+        "_draining",
+        "_expect_continue",
         "_head_bytes",
         "_header_count",
         "_headers",
+        "_http10",
         "_in_head",
         "_in_trailers",
         "_keep_alive",
@@ -151,9 +155,6 @@ class HTTP1Connection:
         "_trailers",
         "_url",
         "_violation",
-        "_http10",
-        "_continue_sent",
-        "_expect_continue",
         "should_close",
         "trailing_data",
     )
@@ -190,6 +191,7 @@ class HTTP1Connection:
         self._no_body = False
         self._remaining: int | None = None
         self._chunked_response = False
+        self._draining = False
         self.should_close = False
         #: Bytes after an upgrade request's head; they belong to the next protocol.
         self.trailing_data = b""
@@ -239,7 +241,9 @@ class HTTP1Connection:
             message = str(exc)
             if "Invalid HTTP version" in message:
                 self._violate(505, "HTTP version not supported")
-            elif "Invalid `Transfer-Encoding`" in message or "invalid `Transfer-Encoding`" in message:
+            elif (
+                "Invalid `Transfer-Encoding`" in message or "invalid `Transfer-Encoding`" in message
+            ):
                 self._violate(501, "Unsupported Transfer-Encoding")
             else:
                 self._violate(400, message or "Malformed request")
@@ -251,17 +255,18 @@ class HTTP1Connection:
                     self._violate(431, "Request header block too large")
 
     def receive_eof(self) -> None:
+        """The peer half-closed. Requests already received are still answered, then we close."""
         if self._stopped:
             return
-        if self._in_head or (self._parse_index >= self._serve_index and not self._request_done()):
-            # The peer half-closed mid-request: the app sees a disconnect.
-            self._emit(StreamReset(STREAM_ID))
+        partial_head = self._in_head
+        if self._request is not None and not partial_head:
+            self._emit(StreamReset(STREAM_ID))  # mid-body: the app sees a disconnect
         self._stopped = True
-        if self._send_state in (_Send.IDLE, _Send.DONE) and not self._ready:
+        self._in_head = False
+        if self._parse_index < self._serve_index or (
+            partial_head and self._parse_index == self._serve_index
+        ):
             self.should_close = True
-
-    def _request_done(self) -> bool:
-        return not self._in_head and self._request is None
 
     def _max_head(self) -> int:
         return self._limits.max_request_line + self._limits.max_header_size
@@ -514,8 +519,9 @@ class HTTP1Connection:
         if overridden is None:
             parts.insert(1, defaults.h1_block)
         else:
-            parts[1:1] = [b"%s: %s\r\n" % pair for pair in defaults.pairs
-                          if pair[0] not in overridden]
+            parts[1:1] = [
+                b"%s: %s\r\n" % pair for pair in defaults.pairs if pair[0] not in overridden
+            ]
         if self._no_body:
             self._remaining = None
             chunked = False
@@ -547,7 +553,14 @@ class HTTP1Connection:
         self._send_state = _Send.BODY
 
     def _stopped_for_close(self) -> bool:
-        return self._violation is not None
+        return self._draining or self._violation is not None
+
+    def start_shutdown(self) -> None:
+        """Graceful shutdown: answer what is in flight with ``Connection: close``, parse no more."""
+        self._draining = True
+        self._stopped = True
+        if self._parse_index < self._serve_index:
+            self.should_close = True  # no request in flight; a partial head is not accepted
 
     def _write_body(self, data: bytes, end: bool) -> None:
         if data and not self._no_body:
@@ -597,9 +610,12 @@ class HTTP1Connection:
         self.should_close = True
 
     def _finish_response(self) -> None:
-        if not self._keep_alive or (self._expect_continue and not self._continue_sent
-                                    and self._parse_index == self._serve_index
-                                    and self._request is not None):
+        if not self._keep_alive or (
+            self._expect_continue
+            and not self._continue_sent
+            and self._parse_index == self._serve_index
+            and self._request is not None
+        ):
             # Either the peer asked to close, or it may still be deciding whether to send a
             # body we never invited: closing is the only unambiguous way on.
             self._send_state = _Send.CLOSED

@@ -1,0 +1,289 @@
+"""HTTPCycle: one HTTP request/response as ASGI messages, for every protocol.
+
+What may change state, and nowhere else:
+- the send side moves only through ``_TRANSITIONS`` inside :meth:`HTTPCycle.send` and
+  :meth:`HTTPCycle.app_finished`;
+- the receive side moves only through :meth:`body_received`, :meth:`request_ended` and
+  :meth:`disconnected` (called by the I/O shell for inbound events) and
+  :meth:`next_message` (the app's receive()).
+
+The cycle is sans-IO: it turns app messages into outbound events handed to ``emit`` (the core's
+``send``) and turns inbound events into app messages. Waiting, files and clocks are the shell's.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from pronghorn.errors import AppProtocolError
+from pronghorn.protocols.events import (
+    Body,
+    Headers,
+    InformationalResponse,
+    OutboundEvent,
+    PushPromise,
+    ResetStream,
+    Response,
+    Trailers,
+)
+
+Message = dict[str, Any]
+AppMessage = Mapping[str, Any]
+
+
+class SendState(enum.Enum):
+    START = "start"  # nothing sent; early hints and pushes allowed
+    BODY = "body"  # head sent (or held by the core); body messages flow
+    TRAILERS = "trailers"  # body complete, trailers announced and still due
+    DONE = "done"  # response complete
+
+
+#: (state, message type) -> handler name. Anything not listed is an AppProtocolError.
+_TRANSITIONS: dict[tuple[SendState, str], str] = {
+    (SendState.START, "http.response.start"): "_on_start",
+    (SendState.START, "http.response.early_hint"): "_on_early_hint",
+    (SendState.START, "http.response.push"): "_on_push",
+    (SendState.BODY, "http.response.body"): "_on_body",
+    (SendState.BODY, "http.response.pathsend"): "_on_pathsend",
+    (SendState.BODY, "http.response.push"): "_on_push",
+    (SendState.TRAILERS, "http.response.trailers"): "_on_trailers",
+}
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_INTERNAL_ERROR_BODY = b"Internal Server Error"
+
+
+def _headers(value: object, what: str) -> Headers:
+    if value is None:
+        return []
+    if not isinstance(value, Iterable) or isinstance(value, bytes | str):
+        raise AppProtocolError(f"{what} must be an iterable of [name, value] byte pairs")
+    headers: Headers = []
+    for pair in value:
+        try:
+            name, val = pair
+        except (TypeError, ValueError):
+            raise AppProtocolError(f"{what}: {pair!r} is not a [name, value] pair") from None
+        if not isinstance(name, bytes) or not isinstance(val, bytes):
+            raise AppProtocolError(f"{what}: header names and values must be bytes: {pair!r}")
+        headers.append((name, val))
+    return headers
+
+
+class HTTPCycle:
+    __slots__ = (
+        "_body",
+        "_continue_due",
+        "_emit",
+        "_end_delivered",
+        "_request_done",
+        "_trailers_buffer",
+        "_trailers_expected",
+        "buffered",
+        "bytes_sent",
+        "disconnected_flag",
+        "send_state",
+        "status",
+        "stream_id",
+        "supports_push",
+    )
+
+    def __init__(
+        self,
+        stream_id: int,
+        emit: Callable[[OutboundEvent], None],
+        *,
+        has_body: bool,
+        expect_continue: bool = False,
+        supports_push: bool = False,
+    ) -> None:
+        self.stream_id = stream_id
+        self._emit = emit
+        self.send_state = SendState.START
+        self._trailers_expected = False
+        self._trailers_buffer: Headers = []
+        self._body: list[bytes] = []
+        self.buffered = 0
+        self._end_delivered = False
+        self._request_done = not has_body
+        self._continue_due = expect_continue and has_body
+        self.disconnected_flag = False
+        self.supports_push = supports_push
+        #: What the access log reports: the response status and body bytes sent.
+        self.status = 0
+        self.bytes_sent = 0
+
+    # ------------------------------------------------------------------ receive side
+    def body_received(self, data: bytes) -> None:
+        self._body.append(data)
+        self.buffered += len(data)
+
+    def request_ended(self) -> None:
+        self._request_done = True
+
+    def disconnected(self) -> None:
+        self.disconnected_flag = True
+
+    @property
+    def request_done(self) -> bool:
+        return self._request_done
+
+    def take_continue(self) -> bool:
+        """True once, when the app first asks for a body that waits on ``100 Continue``."""
+        if self._continue_due:
+            self._continue_due = False
+            return not self._body and not self._request_done
+        return False
+
+    def next_message(self) -> Message | None:
+        """The app's next receive() message, or None when it must wait."""
+        if self.disconnected_flag:
+            return _DISCONNECT
+        body = self._body
+        if body:
+            data = body[0] if len(body) == 1 else b"".join(body)
+            self._body = []
+            self.buffered = 0
+            done = self._request_done
+            self._end_delivered = done
+            return {"type": "http.request", "body": data, "more_body": not done}
+        if not self._request_done:
+            return None
+        if not self._end_delivered:
+            self._end_delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if self.send_state is SendState.DONE:
+            return _DISCONNECT
+        return None  # the whole body was read: wait for a disconnect
+
+    # ------------------------------------------------------------------ send side
+    @property
+    def response_started(self) -> bool:
+        return self.send_state is not SendState.START
+
+    @property
+    def response_complete(self) -> bool:
+        return self.send_state is SendState.DONE
+
+    def send(self, message: AppMessage) -> str | None:
+        """Validate one app message and emit its events.
+
+        Returns a file path when the message is ``http.response.pathsend``: reading the file is
+        the shell's job. Raises AppProtocolError when the message is illegal now.
+        """
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise AppProtocolError(f"ASGI message without a 'type': {message!r}") from None
+        if kind == "http.response.body" and self.send_state is SendState.BODY:
+            self._on_body(message)  # the hot path skips the table lookup
+            return None
+        handler = _TRANSITIONS.get((self.send_state, kind))
+        if handler is None:
+            raise AppProtocolError(
+                f"Unexpected ASGI message {kind!r} in state {self.send_state.value!r}"
+            )
+        result: str | None = getattr(self, handler)(message)
+        return result
+
+    def _on_start(self, message: AppMessage) -> None:
+        status = message.get("status")
+        if type(status) is not int or not 200 <= status <= 599:
+            if type(status) is int and status == 101:
+                raise AppProtocolError("Status 101 is for websocket scopes only")
+            raise AppProtocolError(f"http.response.start needs an int status 200-599: {status!r}")
+        headers = message.get("headers")
+        headers = _headers(headers, "http.response.start headers") if headers else []
+        trailers = bool(message.get("trailers", False))
+        self._trailers_expected = trailers
+        self.status = status
+        self.send_state = SendState.BODY
+        self._emit(Response(self.stream_id, status, headers, trailers))
+
+    def _on_body(self, message: AppMessage) -> None:
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            if not isinstance(body, bytearray | memoryview):
+                raise AppProtocolError(f"http.response.body 'body' must be bytes: {type(body)}")
+            body = bytes(body)
+        self.bytes_sent += len(body)
+        more = message.get("more_body", False)
+        if more:
+            self._emit(Body(self.stream_id, body, False))
+            return
+        if self._trailers_expected:
+            self.send_state = SendState.TRAILERS
+            if body:
+                self._emit(Body(self.stream_id, body, False))
+            return
+        self.send_state = SendState.DONE
+        self._emit(Body(self.stream_id, body, True))
+
+    def _on_pathsend(self, message: AppMessage) -> str:
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise AppProtocolError("http.response.pathsend needs a str 'path'")
+        self.send_state = SendState.TRAILERS if self._trailers_expected else SendState.DONE
+        return path
+
+    def pathsend_done(self) -> None:
+        """The shell sent the file; end the body unless trailers follow."""
+        if self.send_state is SendState.DONE:
+            self._emit(Body(self.stream_id, b"", True))
+
+    def _on_trailers(self, message: AppMessage) -> None:
+        headers = _headers(message.get("headers"), "http.response.trailers headers")
+        # Trailers may come in parts; HTTP/1.1 and HTTP/2 both need them in one block.
+        self._trailers_buffer.extend(headers)
+        if message.get("more_trailers", False):
+            return
+        self.send_state = SendState.DONE
+        self._emit(Trailers(self.stream_id, self._trailers_buffer))
+
+    def _on_early_hint(self, message: AppMessage) -> None:
+        links = message.get("links")
+        if not isinstance(links, list) or not all(isinstance(link, bytes) for link in links):
+            raise AppProtocolError("http.response.early_hint needs 'links': a list of bytes")
+        self._emit(InformationalResponse(self.stream_id, 103, [(b"link", link) for link in links]))
+
+    def _on_push(self, message: AppMessage) -> None:
+        path = message.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise AppProtocolError("http.response.push needs a str 'path' starting with '/'")
+        headers = _headers(message.get("headers"), "http.response.push headers")
+        if self.supports_push:
+            self._emit(PushPromise(self.stream_id, path.encode("utf-8"), headers))
+
+    # ------------------------------------------------------------------ app exit
+    def app_finished(self, failed: bool) -> bool:
+        """The app returned (or raised). Emits what the response still needs.
+
+        Returns True when the outcome was an error response or a reset (for logging).
+        """
+        state = self.send_state
+        if state is SendState.DONE:
+            return failed
+        if state is SendState.START and not self.disconnected_flag:
+            self.send_state = SendState.DONE
+            self.status = 500
+            self.bytes_sent = len(_INTERNAL_ERROR_BODY)
+            self._emit(
+                Response(
+                    self.stream_id,
+                    500,
+                    [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", b"%d" % len(_INTERNAL_ERROR_BODY)),
+                        (b"connection", b"close"),
+                    ],
+                )
+            )
+            self._emit(Body(self.stream_id, _INTERNAL_ERROR_BODY, True))
+            return True
+        # Started but unfinished (or the client left): the peer must not take a truncated
+        # body for a whole one.
+        self.send_state = SendState.DONE
+        self._emit(ResetStream(self.stream_id))
+        return True

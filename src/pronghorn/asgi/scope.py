@@ -1,0 +1,148 @@
+"""THE ONLY place ASGI scopes are built (ASGI spec 2.5), for every protocol.
+
+A request event from any core plus the connection's facts becomes a scope here, so HTTP/1.1 and
+HTTP/2 can never disagree on ``spec_version``, ``root_path`` or path decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from pronghorn.protocols.events import RequestReceived
+
+ASGI_SPEC_VERSION = "2.5"
+
+Address = tuple[str, int]
+Scope = dict[str, Any]
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """What a connection knows about itself, after proxy headers/PROXY protocol were applied."""
+
+    client: Address | None
+    server: Address | None
+    scheme: str = "http"  # "http" or "https"; "ws"/"wss" derived for WebSocket scopes
+    root_path: str = ""
+    #: The extensions advertised on every HTTP scope of this connection.
+    http_extensions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: TLS facts for the ``tls`` extension, when TLS is in use.
+    tls: dict[str, Any] | None = None
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """(raw_path, query_string) from a request-target in origin-, absolute- or asterisk-form."""
+    if target[:1] != b"/" and target != b"*":
+        # absolute-form (RFC 9112 3.2.2): keep only the path and query
+        scheme_end = target.find(b"://")
+        if scheme_end != -1:
+            path_start = target.find(b"/", scheme_end + 3)
+            query_start = target.find(b"?", scheme_end + 3)
+            if path_start == -1 or (query_start != -1 and query_start < path_start):
+                target = b"/" + (target[query_start:] if query_start != -1 else b"")
+            else:
+                target = target[path_start:]
+    raw_path, _, query = target.partition(b"?")
+    fragment = raw_path.find(b"#")
+    if fragment != -1:
+        raw_path = raw_path[:fragment]
+    return raw_path, query
+
+
+def decode_path(raw_path: bytes) -> str:
+    if b"%" not in raw_path:
+        try:
+            return raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            return raw_path.decode("utf-8", "surrogateescape")
+    return unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="surrogateescape")
+
+
+def _with_root(conn: ConnectionInfo, raw_path: bytes, path: str) -> tuple[bytes, str]:
+    root = conn.root_path
+    if root and not path.startswith(root):
+        # As uvicorn does, the path includes root_path; frameworks strip it when routing.
+        return root.encode() + raw_path, root + path
+    return raw_path, path
+
+
+def http_scope(
+    request: RequestReceived,
+    conn: ConnectionInfo,
+    state: dict[str, Any] | None,
+) -> Scope:
+    raw_path, query = split_target(request.target)
+    path = decode_path(raw_path)
+    if conn.root_path:
+        raw_path, path = _with_root(conn, raw_path, path)
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
+        "http_version": request.http_version,
+        "server": conn.server,
+        "client": conn.client,
+        "scheme": request.scheme or conn.scheme,
+        "method": request.method.decode("ascii"),
+        "root_path": conn.root_path,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": _headers_with_authority(request),
+        "extensions": dict(conn.http_extensions),
+    }
+    if state is not None:
+        scope["state"] = state.copy()
+    if conn.tls is not None:
+        scope["extensions"]["tls"] = conn.tls
+    return scope
+
+
+def websocket_scope(
+    request: RequestReceived,
+    conn: ConnectionInfo,
+    state: dict[str, Any] | None,
+    subprotocols: list[str],
+    extensions: dict[str, dict[str, Any]] | None = None,
+) -> Scope:
+    raw_path, query = split_target(request.target)
+    path = decode_path(raw_path)
+    if conn.root_path:
+        raw_path, path = _with_root(conn, raw_path, path)
+    scheme = request.scheme or conn.scheme
+    scope: Scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
+        "http_version": request.http_version,
+        "server": conn.server,
+        "client": conn.client,
+        "scheme": "wss" if scheme == "https" else "ws",
+        "root_path": conn.root_path,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": _headers_with_authority(request),
+        "subprotocols": subprotocols,
+        "extensions": {"websocket.http.response": {}, **(extensions or {})},
+    }
+    if state is not None:
+        scope["state"] = state.copy()
+    if conn.tls is not None:
+        scope["extensions"]["tls"] = conn.tls
+    return scope
+
+
+def _headers_with_authority(request: RequestReceived) -> list[tuple[bytes, bytes]]:
+    """HTTP/2 carries the host in :authority; apps look for a ``host`` header."""
+    headers = request.headers
+    if request.authority is not None:
+        for name, _ in headers:
+            if name == b"host":
+                return headers
+        return [(b"host", request.authority), *headers]
+    return headers
+
+
+def lifespan_scope(state: dict[str, Any]) -> Scope:
+    return {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": state}

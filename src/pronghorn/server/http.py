@@ -1,0 +1,217 @@
+"""HTTPExchange: one HTTP request served by the app, over any core.
+
+It owns the app task and the app's ``receive``/``send`` coroutines; message rules live in
+``asgi/http.py`` (HTTPCycle), framing in the core, waiting and files here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from pronghorn.asgi.http import AppMessage, HTTPCycle, Message
+from pronghorn.asgi.scope import ConnectionInfo, http_scope
+from pronghorn.errors import AppProtocolError, ClientDisconnected
+from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived
+from pronghorn.server.tasks import start_task
+
+if TYPE_CHECKING:
+    from pronghorn.server.protocol import ConnectionProtocol
+
+logger = logging.getLogger("pronghorn.error")
+
+#: Unflushed response bytes past which send() writes at once instead of at the loop's turn.
+FLUSH_THRESHOLD = 65536
+FILE_CHUNK = 262144
+
+
+class HTTPExchange:
+    __slots__ = (
+        "_flushed_mark",
+        "_logged",
+        "_waiter",
+        "conn",
+        "cycle",
+        "protocol",
+        "request",
+        "start_time",
+        "stream_id",
+        "task",
+    )
+
+    def __init__(
+        self, protocol: ConnectionProtocol, request: RequestReceived, conn: ConnectionInfo
+    ) -> None:
+        self.protocol = protocol
+        self.request = request
+        self.conn = conn
+        self.stream_id = request.stream_id
+        self.cycle = HTTPCycle(
+            request.stream_id,
+            protocol.core.send,
+            has_body=request.has_body,
+            expect_continue=request.expect_continue,
+            supports_push=bool(conn.http_extensions.get("http.response.push") is not None),
+        )
+        self._waiter: asyncio.Future[None] | None = None
+        self._flushed_mark = 0
+        self._logged = False
+        self.task: asyncio.Task[None] | None = None
+        self.start_time = protocol.server.loop.time()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        server = self.protocol.server
+        server.exchanges.add(self)
+        self.task = start_task(server.loop, self.run())
+
+    def reject(self, status: int) -> None:
+        """Answer without running the app (--limit-concurrency)."""
+        body = b"Service Unavailable" if status == 503 else b""
+        self.cycle.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        self.cycle.send({"type": "http.response.body", "body": body})
+        self._response_done()
+
+    async def run(self) -> None:
+        protocol = self.protocol
+        server = protocol.server
+        scope = http_scope(self.request, self.conn, server.lifespan_state)
+        failed = False
+        try:
+            await server.app(scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass  # the client left while the app was sending; nothing to answer
+        except asyncio.CancelledError:
+            failed = True  # shutdown deadline: answer what can still be answered
+        except Exception:
+            failed = True
+            logger.exception("Exception in ASGI application")
+        finally:
+            server.exchanges.discard(self)
+            cycle = self.cycle
+            if not cycle.response_complete:
+                if not failed and not cycle.response_started and not cycle.disconnected_flag:
+                    logger.error("ASGI callable returned without starting response")
+                cycle.app_finished(failed)
+                if not cycle.disconnected_flag:
+                    self._response_done()
+
+    # ------------------------------------------------------------------ inbound (core events)
+    def body_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        cycle.body_received(data)
+        self.protocol.body_arrived()
+        self._wake()
+        if cycle.buffered > 65536:
+            self.protocol.update_reading(cycle.buffered)
+
+    def request_ended(self) -> None:
+        self.cycle.request_ended()
+        self.protocol.body_arrived()
+        self._wake()
+
+    def disconnected(self) -> None:
+        self.cycle.disconnected()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------ the app's receive/send
+    async def receive(self) -> Message:
+        cycle = self.cycle
+        if cycle.take_continue():
+            self.protocol.core.send(InformationalResponse(self.stream_id, 100))
+            self.protocol.schedule_flush()
+        message = cycle.next_message()
+        while message is None:
+            self._waiter = waiter = self.protocol.server.loop.create_future()
+            if not cycle.request_done:
+                self.protocol.wait_body()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            message = cycle.next_message()
+        if self.protocol.reading_paused:
+            self.protocol.update_reading(cycle.buffered)
+        return message
+
+    async def send(self, message: AppMessage) -> None:
+        cycle = self.cycle
+        protocol = self.protocol
+        if cycle.disconnected_flag or protocol.closed:
+            raise ClientDisconnected("the client disconnected")
+        try:
+            path = cycle.send(message)
+        except (TypeError, ValueError) as exc:
+            raise AppProtocolError(str(exc)) from exc
+        if path is not None:
+            await self._send_file(path)
+        if cycle.response_complete:
+            self._response_done()
+            return
+        if cycle.bytes_sent - self._flushed_mark > FLUSH_THRESHOLD:
+            self._flushed_mark = cycle.bytes_sent
+            protocol.flush()
+        else:
+            protocol.schedule_flush()
+        if protocol.write_paused:
+            await protocol.wait_writable()
+            if protocol.closed:
+                raise ClientDisconnected("the client disconnected")
+
+    async def _send_file(self, path: str) -> None:
+        cycle = self.cycle
+        protocol = self.protocol
+        try:
+            handle = await protocol.server.loop.run_in_executor(None, open, path, "rb")
+        except OSError as exc:
+            raise AppProtocolError(f"http.response.pathsend cannot open {path!r}: {exc}") from exc
+        try:
+            loop = protocol.server.loop
+            while True:
+                chunk = await loop.run_in_executor(None, handle.read, FILE_CHUNK)
+                if not chunk:
+                    break
+                if protocol.closed or cycle.disconnected_flag:
+                    raise ClientDisconnected("the client disconnected")
+                cycle.bytes_sent += len(chunk)
+                protocol.core.send(Body(self.stream_id, chunk, False))
+                protocol.flush()
+                if protocol.write_paused:
+                    await protocol.wait_writable()
+        finally:
+            await protocol.server.loop.run_in_executor(None, handle.close)
+        cycle.pathsend_done()
+
+    def _response_done(self) -> None:
+        protocol = self.protocol
+        access_log = protocol.server.access_log
+        if access_log is not None and not self._logged:
+            self._logged = True
+            request = self.request
+            cycle = self.cycle
+            client = self.conn.client
+            access_log(
+                f"{client[0]}:{client[1]}" if client else "-",
+                request.method,
+                request.target,
+                request.http_version,
+                cycle.status,
+                cycle.bytes_sent,
+                protocol.server.loop.time() - self.start_time,
+            )
+        protocol.response_complete(self)

@@ -1,0 +1,404 @@
+"""ConnectionProtocol: the one asyncio protocol class, for every core.
+
+It feeds received bytes to the connection's sans-IO core, dispatches the core's events to the
+stream runners (``server/http.py`` for HTTP, ``server/websocket.py`` for WebSocket), writes what
+the core queued, and owns the connection's deadline, reading pauses and write backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from pronghorn.asgi.proxy_headers import apply_proxy_headers
+from pronghorn.asgi.scope import ConnectionInfo
+from pronghorn.protocols.events import (
+    BodyReceived,
+    ConnectionUpgraded,
+    InboundEvent,
+    OutboundEvent,
+    ProtocolViolation,
+    RequestEnded,
+    RequestReceived,
+    StreamReset,
+    WebSocketCloseReceived,
+    WebSocketMessageReceived,
+    WindowOpened,
+)
+from pronghorn.protocols.http1 import HTTP1Connection
+
+if TYPE_CHECKING:
+    from pronghorn.server.state import ServerState
+
+logger = logging.getLogger("pronghorn.error")
+
+#: Request body bytes buffered for the app before reading from the socket pauses.
+BODY_HIGH_WATER = 65536
+
+_NO_TIMER, _KEEP_ALIVE, _HEADER, _BODY, _SHUTDOWN = 0, 1, 2, 3, 4
+
+
+class Core(Protocol):
+    """The sans-IO contract every protocol core fulfils (see DESIGN.md)."""
+
+    should_close: bool
+
+    @property
+    def wants_read(self) -> bool: ...
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def receive_eof(self) -> None: ...
+
+    def next_events(self) -> list[InboundEvent]: ...
+
+    def send(self, event: OutboundEvent) -> None: ...
+
+    def data_to_send(self) -> bytes: ...
+
+
+class StreamRunner(Protocol):
+    """One request or WebSocket session on a connection (HTTP/1.1: at most one at a time)."""
+
+    def body_received(self, data: bytes) -> None: ...
+
+    def request_ended(self) -> None: ...
+
+    def disconnected(self) -> None: ...
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    if isinstance(value, str) and value:
+        return (value, 0)  # UNIX socket path
+    return None
+
+
+class ConnectionProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_drain_waiters",
+        "_flush_pending",
+        "_peer_trusted",
+        "_timer",
+        "closed",
+        "conn_info",
+        "core",
+        "deadline",
+        "reading_paused",
+        "server",
+        "streams",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.core: Core = HTTP1Connection(server.h1_limits, server.defaults)
+        self.streams: dict[int, Any] = {}
+        self.conn_info = ConnectionInfo(None, None)
+        self.deadline = 0.0
+        self._timer = _NO_TIMER
+        self._flush_pending = False
+        self.reading_paused = False
+        self.write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self.closed = False
+        self._peer_trusted = False
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast("asyncio.Transport", transport)
+        self.transport = transport
+        server = self.server
+        server.connections.add(self)
+        ssl_object = transport.get_extra_info("ssl_object")
+        config = server.config
+        self.conn_info = ConnectionInfo(
+            client=_address(transport.get_extra_info("peername")),
+            server=_address(transport.get_extra_info("sockname")),
+            scheme="https" if ssl_object is not None else "http",
+            root_path=config.root_path,
+            http_extensions={
+                "http.response.trailers": {},
+                "http.response.early_hint": {},
+                "http.response.pathsend": {},
+            },
+        )
+        trusted = server.trusted
+        if trusted is not None:
+            client = self.conn_info.client
+            # A UNIX socket peer has no address: only '*' trusts it.
+            self._peer_trusted = trusted.trust_all if client is None else client[0] in trusted
+        self._set_timer(_HEADER, config.timeout_request_header)
+        if server.draining:
+            self.core.start_shutdown()  # type: ignore[attr-defined]
+            self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        core = self.core
+        core.receive_data(data)
+        self._process_events()
+        if not self.streams and self._timer != _HEADER and not core.should_close:
+            self._set_timer(_HEADER, self.server.config.timeout_request_header)
+        if not core.wants_read and not self.reading_paused:
+            self._pause_reading()
+        if core.should_close:
+            self.flush()
+
+    def eof_received(self) -> bool:
+        self.core.receive_eof()
+        self._process_events()
+        self.flush()
+        # Keep the transport while answers to complete requests are still due.
+        return not self.closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        for runner in list(self.streams.values()):
+            runner.disconnected()
+        self.streams.clear()
+        self._wake_writers()
+        self.deadline = 0.0
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_writers()
+
+    # ------------------------------------------------------------------ events
+    def _process_events(self) -> None:
+        core = self.core
+        while True:
+            events = core.next_events()
+            if not events:
+                return
+            for event in events:
+                self._dispatch(event)
+
+    def _dispatch(self, event: InboundEvent) -> None:
+        kind = type(event)
+        if kind is RequestReceived:
+            assert isinstance(event, RequestReceived)
+            self._on_request(event)
+        elif kind is BodyReceived:
+            assert isinstance(event, BodyReceived)
+            runner = self.streams.get(event.stream_id)
+            if runner is not None:
+                runner.body_received(event.data)
+        elif kind is RequestEnded:
+            runner = self.streams.get(event.stream_id)
+            if runner is not None:
+                runner.request_ended()
+        elif kind is StreamReset or kind is ProtocolViolation:
+            runner = self.streams.pop(event.stream_id, None)
+            if runner is not None:
+                runner.disconnected()
+            if kind is ProtocolViolation:
+                assert isinstance(event, ProtocolViolation)
+                logger.debug("Protocol violation from %s: %s", self.conn_info.client, event.reason)
+        elif kind is WindowOpened:
+            self._wake_writers()
+        elif kind is ConnectionUpgraded:
+            assert isinstance(event, ConnectionUpgraded)
+            self.upgrade(event)
+        elif kind is WebSocketMessageReceived or kind is WebSocketCloseReceived:
+            runner = self.streams.get(event.stream_id)
+            if runner is not None:
+                runner.websocket_event(event)
+        else:  # pragma: no cover - every event type is listed above
+            raise AssertionError(f"unhandled event {event!r}")
+
+    def _on_request(self, request: RequestReceived) -> None:
+        from pronghorn.server.http import HTTPExchange
+
+        server = self.server
+        self._timer = _NO_TIMER
+        self.deadline = 0.0
+        conn = self.conn_info
+        if server.trusted is not None and self._peer_trusted:
+            client, scheme = apply_proxy_headers(
+                request.headers, conn.client, conn.scheme, server.trusted
+            )
+            if client != conn.client or scheme != conn.scheme:
+                conn = ConnectionInfo(
+                    client, conn.server, scheme, conn.root_path, conn.http_extensions, conn.tls
+                )
+        if request.upgrade is not None and self._start_upgrade(request, conn):
+            return
+        start_request = getattr(self.core, "start_request", None)
+        if start_request is not None:
+            start_request(request)
+        exchange = HTTPExchange(self, request, conn)
+        self.streams[request.stream_id] = exchange
+        server.requests_total += 1
+        if server.on_request is not None:
+            server.on_request()
+        if server.over_capacity():
+            exchange.reject(503)
+            return
+        exchange.start()
+
+    def _start_upgrade(self, request: RequestReceived, conn: ConnectionInfo) -> bool:
+        """Hand an Upgrade/extended-CONNECT request to its runner; False serves it as HTTP."""
+        if request.upgrade == b"websocket" and self.server.config.ws != "none":
+            try:
+                from pronghorn.server.websocket import start_websocket
+            except ImportError:
+                return False
+            started: bool = start_websocket(self, request, conn)
+            return started
+        return False
+
+    def upgrade(self, event: ConnectionUpgraded) -> None:
+        """A core announced a protocol switch (h2c); the HTTP/2 integration handles it."""
+        handler = getattr(self, "_upgrade_" + event.protocol.decode("ascii", "replace"), None)
+        if handler is None:
+            self.abort()
+            return
+        handler(event)
+
+    # ------------------------------------------------------------------ for stream runners
+    def response_complete(self, runner: Any) -> None:
+        """The runner's response is fully queued: flush, then serve what comes next."""
+        self.streams.pop(getattr(runner, "stream_id", 1), None)
+        self.schedule_flush()
+        if self.closed:
+            return
+        core = self.core
+        if core.should_close:
+            return
+        if not self.streams:
+            self._set_timer(_KEEP_ALIVE, self.server.config.timeout_keep_alive)
+        if self.reading_paused and core.wants_read:
+            self._resume_reading()
+        # A pipelined request may already be parsed and waiting.
+        self._process_events()
+
+    def schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.server.flusher.schedule(self)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        data = self.core.data_to_send()
+        if data:
+            transport.write(data)
+        if self.core.should_close:
+            self.closed = True
+            transport.close()
+
+    async def wait_writable(self) -> None:
+        """Return once the transport takes more data (send() backpressure)."""
+        while self.write_paused and not self.closed:
+            waiter = self.server.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    def _wake_writers(self) -> None:
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def update_reading(self, buffered: int) -> None:
+        """Pause reading while a runner holds too much unread body; resume when it drains."""
+        if buffered > BODY_HIGH_WATER:
+            if not self.reading_paused:
+                self._pause_reading()
+        elif self.reading_paused and self.core.wants_read:
+            self._resume_reading()
+
+    def wait_body(self) -> None:
+        """A runner waits on the peer for body bytes: the body read timeout runs."""
+        if self.reading_paused and self.core.wants_read:
+            self._resume_reading()
+        self._set_timer(_BODY, self.server.config.timeout_request_body)
+
+    def body_arrived(self) -> None:
+        if self._timer == _BODY:
+            self._timer = _NO_TIMER
+            self.deadline = 0.0
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def switch_core(self, core: Core) -> None:
+        """Replace the core (HTTP/1.1 -> WebSocket tunnel, h2c -> HTTP/2)."""
+        self.core = core
+
+    # ------------------------------------------------------------------ timers & shutdown
+    def _set_timer(self, kind: int, seconds: float | None) -> None:
+        if seconds is None or seconds <= 0:
+            self._timer = _NO_TIMER
+            self.deadline = 0.0
+            return
+        self._timer = kind
+        self.deadline = self.server.loop.time() + seconds
+
+    def on_deadline(self, now: float) -> None:
+        timer = self._timer
+        self.deadline = 0.0
+        self._timer = _NO_TIMER
+        if timer == _BODY:
+            logger.debug("Request body from %s timed out", self.conn_info.client)
+            for runner in list(self.streams.values()):
+                runner.disconnected()
+            self.abort()
+        elif timer in (_KEEP_ALIVE, _HEADER, _SHUTDOWN):
+            if timer == _HEADER and not self.streams:
+                logger.debug("Request head from %s timed out", self.conn_info.client)
+            if not self.streams:
+                self.abort()
+
+    def start_shutdown(self) -> None:
+        """Graceful shutdown: finish what is in flight, then close."""
+        start = getattr(self.core, "start_shutdown", None)
+        if start is not None:
+            start()
+        if not self.streams:
+            self.flush()
+            if not self.closed:
+                self.abort()
+        else:
+            self.schedule_flush()
+
+    def abort(self) -> None:
+        """Close now, writing whatever is already queued first."""
+        if self.transport is None or self.closed:
+            return
+        data = self.core.data_to_send()
+        if data:
+            self.transport.write(data)
+        self.closed = True
+        self.transport.close()
+
+    def statistics(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {
+            "streams": len(self.streams),
+            "reading_paused": self.reading_paused,
+            "write_paused": self.write_paused,
+        }
+        core_stats = getattr(self.core, "statistics", None)
+        if core_stats is not None:
+            stats.update(core_stats())
+        return stats

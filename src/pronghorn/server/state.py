@@ -1,0 +1,138 @@
+"""What every connection of one worker shares: settings turned into ready-to-use objects."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from pronghorn import __version__
+from pronghorn.asgi.proxy_headers import TrustedProxies
+from pronghorn.config import Config
+from pronghorn.protocols.http1 import DefaultHeaders, HTTP1Limits
+
+if TYPE_CHECKING:
+    import ssl
+
+    from pronghorn.server.protocol import ConnectionProtocol
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+AccessLog = Callable[[str, bytes, bytes, str, int, int, float], None]
+
+error_logger = logging.getLogger("pronghorn.error")
+
+
+def static_headers(config: Config) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    custom = []
+    for header in config.headers:
+        name, _, value = header.partition(":")
+        custom.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
+    custom_names = {name for name, _ in custom}
+    if config.server_header and b"server" not in custom_names:
+        headers.append((b"server", b"pronghorn"))
+    headers.extend(custom)
+    return headers
+
+
+class FlushScheduler:
+    """Writes the responses completed during one loop iteration together, at its end.
+
+    Apps finishing while the loop dispatches ready connections run back to back; their send
+    syscalls follow in one callback. A connection whose buffer grows large flushes at once.
+    """
+
+    __slots__ = ("_loop", "_pending", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[ConnectionProtocol] = []
+        self._scheduled = False
+
+    def schedule(self, connection: ConnectionProtocol) -> None:
+        self._pending.append(connection)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        pending = self._pending
+        self._pending = []
+        for connection in pending:
+            connection.flush()
+
+
+class ServerState:
+    __slots__ = (
+        "__weakref__",
+        "access_log",
+        "app",
+        "config",
+        "connections",
+        "defaults",
+        "draining",
+        "exchanges",
+        "flusher",
+        "h1_limits",
+        "lifespan_state",
+        "loop",
+        "on_request",
+        "requests_total",
+        "ssl_context",
+        "trusted",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        lifespan_state: dict[str, Any] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        access_log: AccessLog | None = None,
+    ) -> None:
+        self.config = config
+        self.app = app
+        self.loop = loop
+        self.connections: set[ConnectionProtocol] = set()
+        #: In-flight request/stream runners, for --limit-concurrency and the shutdown drain.
+        self.exchanges: set[Any] = set()
+        self.defaults = DefaultHeaders(static_headers(config))
+        self.h1_limits = HTTP1Limits(
+            max_request_line=config.limit_request_line,
+            max_headers=config.limit_request_headers,
+            max_header_size=config.limit_request_header_size,
+            max_body=config.limit_request_body,
+        )
+        self.trusted = (
+            TrustedProxies.parse(config.forwarded_allow_ips) if config.proxy_headers else None
+        )
+        self.lifespan_state = lifespan_state
+        self.ssl_context = ssl_context
+        self.access_log = access_log
+        self.flusher = FlushScheduler(loop)
+        self.requests_total = 0
+        self.draining = False
+        #: Called once per request (the worker counts for --limit-max-requests).
+        self.on_request: Callable[[], None] | None = None
+
+    def over_capacity(self) -> bool:
+        limit = self.config.limit_concurrency
+        return limit is not None and (len(self.connections) > limit or len(self.exchanges) >= limit)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "connections": len(self.connections),
+            "requests_in_flight": len(self.exchanges),
+            "requests_total": self.requests_total,
+        }
+
+
+SERVER_VERSION = __version__
