@@ -182,6 +182,12 @@ class TestLegalSends:
             "reason": "",
         }
 
+    def test_close_before_accept_ignores_code_and_reason(self) -> None:
+        # FastAPI refuses with a list of validation errors as the reason; it is never sent.
+        h = in_state(State.HANDSHAKE)
+        h.cycle.send({"type": "websocket.close", "code": 1008, "reason": [{"loc": "query"}]})
+        assert h.cycle.state is State.DENIED
+
     def test_close_after_disconnect_is_a_no_op(self) -> None:
         h = in_state(State.CLOSED)
         h.cycle.send(CLOSE)

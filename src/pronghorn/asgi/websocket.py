@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pronghorn.errors import AppProtocolError, ClientDisconnected
@@ -33,6 +33,7 @@ from pronghorn.protocols.events import (
 from pronghorn.protocols.websocket import RESERVED_ACCEPT_HEADERS
 
 Message = dict[str, Any]
+AppMessage = Mapping[str, Any]
 
 
 class State(enum.Enum):
@@ -160,7 +161,7 @@ class WebSocketCycle:
         return None
 
     # ------------------------------------------------------------------ send side
-    def send(self, message: Message) -> None:
+    def send(self, message: AppMessage) -> None:
         """Validate one app message and emit its event.
 
         Raises AppProtocolError when the message is illegal now, ClientDisconnected when the
@@ -183,7 +184,7 @@ class WebSocketCycle:
             raise AppProtocolError(f"Unexpected ASGI message {kind!r} in state {state.value!r}")
         getattr(self, handler)(message)
 
-    def _on_accept(self, message: Message) -> None:
+    def _on_accept(self, message: AppMessage) -> None:
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and not isinstance(subprotocol, str):
             raise AppProtocolError(f"websocket.accept 'subprotocol' must be str: {subprotocol!r}")
@@ -197,7 +198,7 @@ class WebSocketCycle:
         self.state = State.OPEN
         self._emit(AcceptWebSocket(self.stream_id, subprotocol, headers))
 
-    def _on_send(self, message: Message) -> None:
+    def _on_send(self, message: AppMessage) -> None:
         data = message.get("bytes")
         text = message.get("text")
         if data is not None:
@@ -215,7 +216,7 @@ class WebSocketCycle:
         else:
             raise AppProtocolError("websocket.send needs exactly one of 'bytes' and 'text'")
 
-    def _close_args(self, message: Message) -> tuple[int, str]:
+    def _close_args(self, message: AppMessage) -> tuple[int, str]:
         code = message.get("code", 1000)
         if code is None:
             code = 1000
@@ -226,7 +227,7 @@ class WebSocketCycle:
             raise AppProtocolError(f"websocket.close 'reason' must be str: {reason!r}")
         return code, _truncate_reason(reason)
 
-    def _on_close(self, message: Message) -> None:
+    def _on_close(self, message: AppMessage) -> None:
         code, reason = self._close_args(message)
         self.state = State.APP_CLOSED
         self._close_code = code
@@ -234,9 +235,10 @@ class WebSocketCycle:
         self._inbound.clear()
         self._emit(CloseWebSocket(self.stream_id, code, reason))
 
-    def _on_deny(self, message: Message) -> None:
-        # ASGI: a close before accept refuses the handshake with 403; the code is not sent.
-        self._close_args(message)
+    def _on_deny(self, message: AppMessage) -> None:
+        # ASGI: a close before accept refuses the handshake with 403. Code and reason are never
+        # sent, so they are not checked: FastAPI passes its validation errors (a list) as the
+        # reason here.
         self.state = State.DENIED
         self._emit(self._deny_response())
         self._emit(Body(self.stream_id, _DENY_BODY, True))
@@ -251,7 +253,7 @@ class WebSocketCycle:
             ],
         )
 
-    def _on_response_start(self, message: Message) -> None:
+    def _on_response_start(self, message: AppMessage) -> None:
         if not self._response_extension:
             raise AppProtocolError("websocket.http.response.start needs the extension in scope")
         status = message.get("status")
@@ -263,7 +265,7 @@ class WebSocketCycle:
         self.state = State.RESPONDING
         self._emit(Response(self.stream_id, status, headers))
 
-    def _on_response_body(self, message: Message) -> None:
+    def _on_response_body(self, message: AppMessage) -> None:
         body = message.get("body", b"")
         if type(body) is not bytes:
             if not isinstance(body, bytearray | memoryview):

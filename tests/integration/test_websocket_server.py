@@ -1,0 +1,661 @@
+"""WebSocket end to end: a real server on 127.0.0.1:0, real clients (websockets, aiohttp, raw
+sockets for what clients refuse to send), real frameworks (Starlette, FastAPI).
+
+Every wait is bounded: socket timeouts, ``asyncio.wait_for`` and counted polling loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from pronghorn.config import Config
+from pronghorn.server.server import Server
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+class Running:
+    def __init__(self, server: Server, loop: asyncio.AbstractEventLoop, port: int) -> None:
+        self.server = server
+        self.loop = loop
+        self.port = port
+        self.url = f"ws://127.0.0.1:{port}"
+
+    def connections(self) -> list[Any]:
+        assert self.server.state is not None
+        return list(self.server.state.connections)
+
+    def shutdown(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.request_shutdown)
+
+
+@contextmanager
+def serve(app: App, **settings: Any) -> Iterator[Running]:
+    settings = {"host": "127.0.0.1", "port": 0, "lifespan": "off", "access_log": False, **settings}
+    server = Server(Config(**settings), app)
+    loop = asyncio.new_event_loop()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(server.serve())
+        except BaseException as exc:  # surfaced in the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started or errors:
+            break
+        time.sleep(0.01)
+    assert server.started, errors
+    running = Running(server, loop, server.sockets[0].getsockname()[1])
+    try:
+        yield running
+    finally:
+        running.shutdown()
+        thread.join(10)
+        assert not thread.is_alive()
+        loop.close()
+        assert not errors, errors
+
+
+def run(coro: Awaitable[Any], timeout: float = 10) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+# --------------------------------------------------------------------------- apps
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    assert scope["type"] == "websocket"
+    assert (await receive())["type"] == "websocket.connect"
+    offered = scope["subprotocols"]
+    await send(
+        {
+            "type": "websocket.accept",
+            "subprotocol": offered[0] if offered else None,
+            "headers": [(b"x-echo", b"yes")],
+        }
+    )
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") == "close-please":
+            await send({"type": "websocket.close", "code": 4001, "reason": "as asked"})
+            continue
+        if message.get("text") == "raise":
+            raise RuntimeError("app failure after accept")
+        await send(
+            {"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")}
+        )
+
+
+class Recorder:
+    """An echo app that records what its receive() returned, for the test thread."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.done = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await receive()
+            await send({"type": "websocket.accept"})
+            while True:
+                message = await receive()
+                self.messages.append(message)
+                if message["type"] == "websocket.disconnect":
+                    return
+        finally:
+            self.done.set()
+
+    def disconnect(self) -> dict[str, Any]:
+        assert self.done.wait(5), self.messages
+        return self.messages[-1]
+
+
+# --------------------------------------------------------------------------- raw client
+def client_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, masked: bool = True
+) -> bytes:
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", n)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class RawClient:
+    """A hand-driven WebSocket client over a plain socket."""
+
+    def __init__(self, port: int, extra: bytes = b"") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buffer = b""
+        self.sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + KEY + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\n" + extra + b"\r\n"
+        )
+        self.head = self._read_head()
+
+    def _read_head(self) -> bytes:
+        for _ in range(100):
+            end = self.buffer.find(b"\r\n\r\n")
+            if end != -1:
+                head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
+                return head
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.buffer += chunk
+        raise AssertionError(f"no response head: {self.buffer!r}")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the next server frame; (-1, b"") at EOF."""
+        for _ in range(1000):
+            if len(self.buffer) >= 2:
+                n = self.buffer[1] & 0x7F
+                offset = 2
+                if n == 126 and len(self.buffer) >= 4:
+                    (n,) = struct.unpack("!H", self.buffer[2:4])
+                    offset = 4
+                elif n == 127 and len(self.buffer) >= 10:
+                    (n,) = struct.unpack("!Q", self.buffer[2:10])
+                    offset = 10
+                if (n < 126 or offset > 2) and len(self.buffer) >= offset + n:
+                    opcode = self.buffer[0] & 0x0F
+                    payload = self.buffer[offset : offset + n]
+                    self.buffer = self.buffer[offset + n :]
+                    return opcode, payload
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return -1, b""
+            self.buffer += chunk
+        raise AssertionError("frame never completed")
+
+    def read_close(self) -> int:
+        """Read until the server's close frame; its code."""
+        for _ in range(100):
+            opcode, payload = self.read_frame()
+            assert opcode != -1, "EOF before a close frame"
+            if opcode == 0x8:
+                return int(struct.unpack("!H", payload[:2])[0])
+        raise AssertionError("no close frame")
+
+    def read_eof(self) -> bool:
+        for _ in range(100):
+            try:
+                if not self.sock.recv(65536):
+                    return True
+            except ConnectionResetError:
+                return True
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def raw_request(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        for _ in range(100):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+# --------------------------------------------------------------------------- RFC 6455 4: handshake
+class TestHandshake:
+    def test_echo_with_subprotocol_and_extra_headers(self) -> None:
+        async def client(url: str) -> None:
+            async with connect(url + "/ws", subprotocols=["chat"]) as ws:
+                assert ws.subprotocol == "chat"
+                assert ws.response.headers["x-echo"] == "yes"
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                await ws.send(b"\x00\x01")
+                assert await ws.recv() == b"\x00\x01"
+
+        with serve(echo) as server:
+            run(client(server.url))
+
+    @pytest.mark.parametrize(
+        ("request_head", "status"),
+        [
+            (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n", 400),
+            (
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\n"
+                b"Sec-WebSocket-Version: 13\r\n",
+                400,
+            ),
+            (
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+                + KEY
+                + b"\r\nSec-WebSocket-Version: 8\r\n",
+                426,
+            ),
+        ],
+    )
+    def test_bad_handshake(self, request_head: bytes, status: int) -> None:
+        with serve(echo) as server:
+            response = raw_request(
+                server.port, b"GET /ws HTTP/1.1\r\nHost: x\r\n" + request_head + b"\r\n"
+            )
+        assert response.startswith(b"HTTP/1.1 %d " % status), response
+        if status == 426:
+            assert b"sec-websocket-version: 13\r\n" in response.lower()
+
+    def test_close_before_accept_is_403(self) -> None:
+        async def deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.close"})
+
+        async def client(url: str) -> None:
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(url + "/ws"):
+                    pass
+            assert info.value.response.status_code == 403
+
+        with serve(deny) as server:
+            run(client(server.url))
+
+    def test_denial_response_extension(self) -> None:
+        async def deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            assert "websocket.http.response" in scope["extensions"]
+            await receive()
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 401,
+                    "headers": [(b"www-authenticate", b"Bearer"), (b"content-length", b"12")],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": b"go ", "more_body": True})
+            await send({"type": "websocket.http.response.body", "body": b"away, you"})
+
+        async def client(url: str) -> None:
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(url + "/ws"):
+                    pass
+            response = info.value.response
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert response.body == b"go away, you"
+
+        with serve(deny) as server:
+            run(client(server.url))
+
+    def test_ws_none_serves_upgrade_as_plain_http(self) -> None:
+        async def http_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            assert scope["type"] == "http"
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"plain"})
+
+        with serve(http_only, ws="none") as server:
+            response = raw_request(
+                server.port,
+                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: " + KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+        assert response.startswith(b"HTTP/1.1 200 "), response
+        assert response.endswith(b"plain")
+
+
+# --------------------------------------------------------------------------- clients
+class TestClients:
+    def test_aiohttp_client_with_compression(self) -> None:
+        async def client(url: str) -> None:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(url + "/ws", compress=15) as ws,
+            ):
+                assert ws.compress  # permessage-deflate negotiated
+                for text in ("one", "two" * 1000):
+                    await ws.send_str(text)
+                    assert (await ws.receive()).data == text
+                await ws.send_bytes(b"\xff" * 70000)
+                assert (await ws.receive()).data == b"\xff" * 70000
+                await ws.close()
+            assert ws.close_code == 1000
+
+        with serve(echo) as server:
+            run(client(server.url))
+
+    def test_websockets_client_deflate_large_and_many(self) -> None:
+        async def client(url: str) -> None:
+            async with connect(url + "/ws", max_size=None) as ws:
+                assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
+                big = os.urandom(3 * 1024 * 1024)
+                await ws.send(big)
+                assert await ws.recv() == big
+                for i in range(200):
+                    await ws.send(f"message {i}")
+                assert [await ws.recv() for _ in range(200)] == [f"message {i}" for i in range(200)]
+
+        with serve(echo) as server:
+            run(client(server.url))
+
+    def test_deflate_disabled_by_setting(self) -> None:
+        async def client(url: str) -> None:
+            async with connect(url + "/ws") as ws:
+                assert ws.protocol.extensions == []
+                await ws.send("x")
+                assert await ws.recv() == "x"
+
+        with serve(echo, ws_per_message_deflate=False) as server:
+            run(client(server.url))
+
+
+# --------------------------------------------------------------------------- RFC 6455 7: closing
+class TestClosing:
+    def test_app_close_code_and_reason_reach_the_client(self) -> None:
+        async def client(url: str) -> None:
+            async with connect(url + "/ws") as ws:
+                await ws.send("close-please")
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+            assert ws.close_code == 4001
+            assert ws.close_reason == "as asked"
+
+        with serve(echo) as server:
+            run(client(server.url))
+
+    def test_client_close_code_and_reason_reach_the_app(self) -> None:
+        recorder = Recorder()
+
+        async def client(url: str) -> None:
+            async with connect(url + "/ws") as ws:
+                await ws.send("hi")
+                await ws.close(1001, "leaving")
+
+        with serve(recorder) as server:
+            run(client(server.url))
+            assert recorder.disconnect() == {
+                "type": "websocket.disconnect",
+                "code": 1001,
+                "reason": "leaving",
+            }
+        assert recorder.messages[0] == {"type": "websocket.receive", "text": "hi"}
+
+    def test_dropped_connection_is_1006_for_the_app(self) -> None:
+        recorder = Recorder()
+        with serve(recorder) as server:
+            raw = RawClient(server.port)
+            raw.close()
+            assert recorder.disconnect()["code"] == 1006
+
+    def test_app_exception_after_accept_is_1011(self) -> None:
+        async def client(url: str) -> None:
+            async with connect(url + "/ws") as ws:
+                await ws.send("raise")
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+            assert ws.close_code == 1011
+
+        with serve(echo) as server:
+            run(client(server.url))
+
+    def test_peer_that_never_answers_our_close_is_dropped(self) -> None:
+        with serve(echo, timeout_ws_close=0.2) as server:
+            raw = RawClient(server.port)
+            raw.send(client_frame(0x1, b"close-please"))
+            assert raw.read_close() == 4001
+            started = time.monotonic()
+            assert raw.read_eof()  # without our close frame, after the timeout
+            assert 0.1 < time.monotonic() - started < 3
+            raw.close()
+
+    def test_graceful_shutdown_closes_with_1012(self) -> None:
+        async def client(server: Running) -> int | None:
+            async with connect(server.url + "/ws") as ws:
+                await ws.send("x")
+                assert await ws.recv() == "x"
+                server.shutdown()
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                return ws.close_code
+
+        with serve(echo) as server:
+            assert run(client(server)) == 1012
+
+
+# --------------------------------------------------------------------------- peer misbehaviour
+class TestViolations:
+    def test_unmasked_frame_is_1002(self) -> None:
+        with serve(echo) as server:
+            raw = RawClient(server.port)
+            raw.send(client_frame(0x1, b"hi", masked=False))
+            assert raw.read_close() == 1002
+            assert raw.read_eof()
+            raw.close()
+
+    def test_reserved_bit_is_1002(self) -> None:
+        with serve(echo, ws_per_message_deflate=False) as server:
+            raw = RawClient(server.port)
+            raw.send(client_frame(0x1, b"hi", rsv=0x40))
+            assert raw.read_close() == 1002
+            raw.close()
+
+    def test_invalid_utf8_is_1007_and_the_app_sees_it(self) -> None:
+        recorder = Recorder()
+        with serve(recorder) as server:
+            raw = RawClient(server.port)
+            raw.send(client_frame(0x1, b"\xc3\x28"))
+            assert raw.read_close() == 1007
+            assert recorder.disconnect()["code"] == 1007
+            raw.close()
+
+    def test_message_over_max_size_is_1009(self) -> None:
+        async def client(url: str) -> int | None:
+            async with connect(url + "/ws") as ws:
+                await ws.send(b"x" * 2000)
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                return ws.close_code
+
+        with serve(echo, ws_max_size=1024) as server:
+            assert run(client(server.url)) == 1009
+
+    def test_deflate_bomb_is_1009(self) -> None:
+        with serve(echo, ws_max_size=65536) as server:
+            raw = RawClient(server.port, b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+            assert b"permessage-deflate" in raw.head
+            compressor = zlib.compressobj(wbits=-15)
+            bomb = compressor.compress(b"\x00" * (50 * 1024 * 1024))
+            bomb += compressor.flush(zlib.Z_SYNC_FLUSH)
+            raw.send(client_frame(0x2, bomb[:-4], rsv=0x40))
+            assert len(bomb) < 65536
+            assert raw.read_close() == 1009
+            raw.close()
+
+    def test_control_frame_between_fragments(self) -> None:
+        with serve(echo) as server:
+            raw = RawClient(server.port)
+            raw.send(
+                client_frame(0x1, b"hel", fin=False)
+                + client_frame(0x9, b"ping")
+                + client_frame(0x0, b"lo")
+            )
+            assert raw.read_frame() == (0xA, b"ping")
+            assert raw.read_frame() == (0x1, b"hello")
+            raw.close()
+
+
+# --------------------------------------------------------------------------- keepalive
+class TestKeepalive:
+    def test_unanswered_ping_closes_with_1011(self) -> None:
+        with serve(echo, ws_ping_interval=0.1, ws_ping_timeout=0.2) as server:
+            raw = RawClient(server.port)
+            started = time.monotonic()
+            assert raw.read_frame()[0] == 0x9  # a ping, which this client ignores
+            assert raw.read_close() == 1011
+            assert time.monotonic() - started < 3
+            raw.close()
+
+    def test_answered_pings_keep_the_connection(self) -> None:
+        async def client(url: str) -> None:
+            async with connect(url + "/ws", ping_interval=None) as ws:
+                await asyncio.sleep(0.8)  # several intervals; websockets answers the pings
+                await ws.send("still here")
+                assert await ws.recv() == "still here"
+
+        with serve(echo, ws_ping_interval=0.1, ws_ping_timeout=0.2) as server:
+            run(client(server.url))
+
+
+# --------------------------------------------------------------------------- backpressure
+class TestBackpressure:
+    def test_reading_pauses_when_the_app_does_not_receive(self) -> None:
+        release = threading.Event()
+        received: list[int] = []
+
+        async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            for _ in range(500):
+                if release.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                received.append(len(message["bytes"]))
+
+        with serve(slow, ws_max_queue=4) as server:
+            raw = RawClient(server.port)
+            for _ in range(20):
+                raw.send(client_frame(0x2, b"m" * 1000))
+            paused = False
+            for _ in range(200):
+                conns = server.connections()
+                if conns and conns[0].reading_paused:
+                    paused = True
+                    break
+                time.sleep(0.01)
+            assert paused, "reading never paused with a full message queue"
+            release.set()
+            for _ in range(300):
+                if len(received) == 20:
+                    break
+                time.sleep(0.01)
+            assert received == [1000] * 20  # resumed and nothing was lost
+            raw.close()
+
+    def test_app_send_waits_while_the_client_does_not_read(self) -> None:
+        sent: list[int] = []
+        chunk = os.urandom(256 * 1024)  # incompressible
+
+        async def flood(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            for i in range(200):
+                await send({"type": "websocket.send", "bytes": chunk})
+                sent.append(i)
+            await send({"type": "websocket.close"})
+
+        with serve(flood, ws_per_message_deflate=False) as server:
+            raw = RawClient(server.port)
+            raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            time.sleep(0.5)
+            assert 0 < len(sent) < 100, f"{len(sent)} messages sent to a client that reads none"
+            total = 0
+            for _ in range(300):
+                opcode, payload = raw.read_frame()
+                if opcode == 0x8:
+                    break
+                total += 1
+                assert payload == chunk
+            assert total == 200
+            raw.close()
+
+
+# --------------------------------------------------------------------------- frameworks
+class TestFrameworks:
+    def test_starlette_endpoint_unchanged(self) -> None:
+        async def endpoint(websocket: WebSocket) -> None:
+            await websocket.accept(subprotocol="v1")
+            async for text in websocket.iter_text():
+                await websocket.send_json({"echo": text, "path": websocket.url.path})
+
+        app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
+
+        async def client(url: str) -> None:
+            async with connect(url + "/ws", subprotocols=["v1"]) as ws:
+                await ws.send("hi")
+                assert await ws.recv() == '{"echo":"hi","path":"/ws"}'
+            with pytest.raises(InvalidStatus) as info:  # no route: Starlette closes -> 403
+                async with connect(url + "/nowhere"):
+                    pass
+            assert info.value.response.status_code == 403
+
+        with serve(app) as server:  # type: ignore[arg-type]
+            run(client(server.url))
+
+    def test_fastapi_endpoint_unchanged(self) -> None:
+        app = FastAPI()
+        # FastAPI resolves the endpoint's annotations; with postponed evaluation it needs the
+        # names at module level, hence the module-level imports above.
+        closes: list[int] = []
+
+        @app.websocket("/ws/{room}")
+        async def room(websocket: WebSocket, room: str) -> None:
+            await websocket.accept()
+            try:
+                while True:
+                    data = await websocket.receive_bytes()
+                    await websocket.send_text(f"{room}:{len(data)}")
+            except WebSocketDisconnect as exc:
+                closes.append(exc.code)
+
+        async def client(url: str) -> None:
+            async with connect(url + "/ws/lobby") as ws:
+                await ws.send(b"12345")
+                assert await ws.recv() == "lobby:5"
+            with pytest.raises(InvalidStatus) as info:  # no route -> FastAPI closes -> 403
+                async with connect(url + "/elsewhere"):
+                    pass
+            assert info.value.response.status_code == 403
+
+        with serve(app) as server:  # type: ignore[arg-type]
+            run(client(server.url))
+            for _ in range(100):
+                if closes:
+                    break
+                time.sleep(0.01)
+        assert closes == [1000]
