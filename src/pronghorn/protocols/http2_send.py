@@ -66,8 +66,10 @@ class H2Sender:
         return len(self._blocked)
 
     def unblock(self, stream_id: int) -> None:
-        """The stream ended without draining (reset): it waits no more, and no WindowOpened."""
-        self._blocked.pop(stream_id, None)
+        """The stream ended without draining (reset): whoever waits on it must wake up."""
+        if stream_id in self._blocked:
+            del self._blocked[stream_id]
+            self._emit(WindowOpened(stream_id))
 
     def clear(self) -> None:
         self._blocked.clear()

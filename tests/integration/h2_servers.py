@@ -1,0 +1,142 @@
+"""HTTP/2 and TLS test helpers: a real pronghorn on 127.0.0.1:0 in a thread, trustme certificates,
+and pytest fixtures for cleartext (prior knowledge / h2c) and TLS (ALPN) servers.
+
+A shared contract suite can import ``serve`` and ``tls_files`` from here to run over HTTP/2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from pronghorn.config import Config
+from pronghorn.server.server import Server
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+@dataclass
+class TLSFiles:
+    ca: trustme.CA
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+
+    def client_context(self, alpn: list[str] | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.cafile))
+        if alpn:
+            context.set_alpn_protocols(alpn)
+        return context
+
+
+def tls_files(directory: Path) -> TLSFiles:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    certfile = directory / "cert.pem"
+    keyfile = directory / "key.pem"
+    cafile = directory / "ca.pem"
+    for blob in cert.cert_chain_pems:
+        with certfile.open("ab") as fh:
+            fh.write(blob.bytes())
+    cert.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(cafile))
+    return TLSFiles(ca, certfile, keyfile, cafile)
+
+
+class Running:
+    def __init__(self, server: Server, loop: asyncio.AbstractEventLoop, scheme: str) -> None:
+        self.server = server
+        self.loop = loop
+        self.port: int = server.sockets[0].getsockname()[1]
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+
+    def connections(self) -> list[Any]:
+        assert self.server.state is not None
+        return list(self.server.state.connections)
+
+    def shutdown(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.request_shutdown)
+
+
+@contextmanager
+def serve(app: App, tls: TLSFiles | None = None, **settings: Any) -> Iterator[Running]:
+    """Run pronghorn with ``app`` until the block ends; TLS when ``tls`` is given."""
+    settings = {"host": "127.0.0.1", "port": 0, "lifespan": "off", "access_log": False, **settings}
+    if tls is not None:
+        settings.setdefault("ssl_certfile", str(tls.certfile))
+        settings.setdefault("ssl_keyfile", str(tls.keyfile))
+    server = Server(Config(**settings), app)
+    loop = asyncio.new_event_loop()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(server.serve())
+        except BaseException as exc:  # surfaced in the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started or errors:
+            break
+        time.sleep(0.01)
+    assert server.started, errors
+    running = Running(server, loop, "https" if tls is not None else "http")
+    try:
+        yield running
+    finally:
+        running.shutdown()
+        thread.join(15)
+        assert not thread.is_alive()
+        loop.close()
+        assert not errors, errors
+
+
+def run(coro: Awaitable[Any], timeout: float = 15) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+# --------------------------------------------------------------------------- apps
+async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    assert scope["type"] == "http"
+    body = (
+        f"{scope['http_version']} {scope['scheme']} {scope['method']} {scope['path']}"
+        f" {scope['query_string'].decode()}"
+    ).encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def echo_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    data = b"".join(chunks)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", str(len(data)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
