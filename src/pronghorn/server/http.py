@@ -14,6 +14,8 @@ from pronghorn.asgi.http import AppMessage, HTTPCycle, Message
 from pronghorn.asgi.scope import ConnectionInfo, http_scope
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived
+from pronghorn.protocols.http2 import HTTP2Connection
+from pronghorn.server.http2 import acknowledge, wait_window
 from pronghorn.server.tasks import start_task
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ class HTTPExchange:
         "_waiter",
         "conn",
         "cycle",
+        "h2",
         "protocol",
         "request",
         "start_time",
@@ -59,6 +62,9 @@ class HTTPExchange:
         self._logged = False
         self.task: asyncio.Task[None] | None = None
         self.start_time = protocol.server.loop.time()
+        #: HTTP/2: per-stream flow control replaces pausing the whole connection.
+        core = protocol.core
+        self.h2 = core if type(core) is HTTP2Connection else None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -98,6 +104,8 @@ class HTTPExchange:
             logger.exception("Exception in ASGI application")
         finally:
             server.exchanges.discard(self)
+            if self.h2 is not None:
+                self.h2.app_finished(self.stream_id)  # frees the stream's slot (rapid reset)
             cycle = self.cycle
             if not cycle.response_complete:
                 if not failed and not cycle.response_started and not cycle.disconnected_flag:
@@ -112,7 +120,7 @@ class HTTPExchange:
         cycle.body_received(data)
         self.protocol.body_arrived()
         self._wake()
-        if cycle.buffered > 65536:
+        if cycle.buffered > 65536 and self.h2 is None:
             self.protocol.update_reading(cycle.buffered)
 
     def request_ended(self) -> None:
@@ -145,7 +153,9 @@ class HTTPExchange:
             finally:
                 self._waiter = None
             message = cycle.next_message()
-        if self.protocol.reading_paused:
+        if self.h2 is not None:
+            acknowledge(self.protocol, self.h2, self.stream_id, message)
+        elif self.protocol.reading_paused:
             self.protocol.update_reading(cycle.buffered)
         return message
 
@@ -172,6 +182,8 @@ class HTTPExchange:
             await protocol.wait_writable()
             if protocol.closed:
                 raise ClientDisconnected("the client disconnected")
+        if self.h2 is not None:
+            await wait_window(protocol, self.h2, self.stream_id)
 
     async def _send_file(self, path: str) -> None:
         cycle = self.cycle
@@ -193,6 +205,8 @@ class HTTPExchange:
                 protocol.flush()
                 if protocol.write_paused:
                     await protocol.wait_writable()
+                if self.h2 is not None:
+                    await wait_window(protocol, self.h2, self.stream_id)
         finally:
             await protocol.server.loop.run_in_executor(None, handle.close)
         cycle.pathsend_done()

@@ -27,6 +27,7 @@ from pronghorn.protocols.events import (
     WindowOpened,
 )
 from pronghorn.protocols.http1 import HTTP1Connection
+from pronghorn.server.http2 import select_core, start_h2c
 
 if TYPE_CHECKING:
     from pronghorn.server.state import ServerState
@@ -133,15 +134,17 @@ class ConnectionProtocol(asyncio.Protocol):
             client = self.conn_info.client
             # A UNIX socket peer has no address: only '*' trusts it.
             self._peer_trusted = trusted.trust_all if client is None else client[0] in trusted
+        if config.http2:
+            select_core(self, ssl_object)  # ALPN h2, or sniff for the prior-knowledge preface
         self._set_timer(_HEADER, config.timeout_request_header)
         if server.draining:
             self.core.start_shutdown()  # type: ignore[attr-defined]
             self.flush()
 
     def data_received(self, data: bytes) -> None:
-        core = self.core
-        core.receive_data(data)
+        self.core.receive_data(data)
         self._process_events()
+        core = self.core  # an upgrade (h2c) or the preface sniffer may have switched it
         if not self.streams and self._timer != _HEADER and not core.should_close:
             self._set_timer(_HEADER, self.server.config.timeout_request_header)
         if not core.wants_read and not self.reading_paused:
@@ -174,9 +177,8 @@ class ConnectionProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ events
     def _process_events(self) -> None:
-        core = self.core
         while True:
-            events = core.next_events()
+            events = self.core.next_events()  # re-read: a dispatched event may switch cores
             if not events:
                 return
             for event in events:
@@ -254,6 +256,8 @@ class ConnectionProtocol(asyncio.Protocol):
                 return False
             started: bool = start_websocket(self, request, conn)
             return started
+        if request.upgrade == b"h2c":
+            return start_h2c(self, request)
         return False
 
     def upgrade(self, event: ConnectionUpgraded) -> None:
