@@ -61,13 +61,26 @@ def hello_twice_keep_alive(port: int) -> None:
         connection.close()
 
 
-class _FileSocket:
-    """Lets several ``HTTPResponse`` objects read one after another from one buffered file."""
+class _SharedFile:
+    """One buffered reader shared by successive responses; closing a response keeps it open."""
 
     def __init__(self, file: io.BufferedReader) -> None:
         self._file = file
 
-    def makefile(self, mode: str) -> io.BufferedReader:
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._file, name)
+
+    def close(self) -> None:
+        pass
+
+
+class _FileSocket:
+    """What ``HTTPResponse`` wants of a socket: ``makefile``, here the shared reader."""
+
+    def __init__(self, file: io.BufferedReader) -> None:
+        self._file = _SharedFile(file)
+
+    def makefile(self, mode: str) -> _SharedFile:
         return self._file
 
 

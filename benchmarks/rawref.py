@@ -115,10 +115,22 @@ class UploadProtocol(asyncio.Protocol):
                 self._transport.write(self._answer)
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
+def _unmask_python(payload: bytes, mask: bytes) -> bytes:
     size = len(payload)
     key = int.from_bytes(mask * (size // 4 + 1), "little") & ((1 << (8 * size)) - 1)
     return (int.from_bytes(payload, "little") ^ key).to_bytes(size, "little")
+
+
+try:  # the C routine websockets ships (as uvicorn's default WebSocket stack uses)
+    from websockets.speedups import apply_mask as _apply_mask
+except ImportError:  # pragma: no cover - websockets is a test and bench dependency
+    _apply_mask = None
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    if _apply_mask is not None:
+        return bytes(_apply_mask(payload, mask))
+    return _unmask_python(payload, mask)
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:

@@ -76,6 +76,10 @@ def _grid(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join(lines)
 
 
+def _label(server: str, markdown: bool) -> str:
+    return SERVERS[server].title if markdown else server
+
+
 def _servers(results: Results) -> list[str]:
     names: list[str] = []
     for cells in results.values():
@@ -86,7 +90,7 @@ def _servers(results: Results) -> list[str]:
 def main_table(results: Results, markdown: bool = False) -> str:
     """Median per workload and server; in brackets the same-round ratio to the baseline."""
     servers = _servers(results)
-    header = ["workload", "unit", *(SERVERS[name].title for name in servers)]
+    header = ["workload", "unit", *(_label(name, markdown) for name in servers)]
     rows = []
     for name, cells in results.items():
         workload = BY_NAME[name]
@@ -101,7 +105,7 @@ def main_table(results: Results, markdown: bool = False) -> str:
 def cpu_table(results: Results, markdown: bool = False) -> str:
     """Server CPU time per request (or message): independent of how fast the client was."""
     servers = _servers(results)
-    header = ["workload", *(SERVERS[name].title for name in servers)]
+    header = ["workload", *(_label(name, markdown) for name in servers)]
     rows = []
     for name, cells in results.items():
         row = [BY_NAME[name].title]

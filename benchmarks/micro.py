@@ -1,0 +1,212 @@
+"""Micro benchmarks of the fast path: microseconds of CPU per request in each layer, no sockets.
+
+    python -m benchmarks.micro            # all layers
+    python -m benchmarks.micro --quick    # fewer iterations
+
+Layers, each including the ones below it (the difference is the layer's own cost):
+  h1 core      HTTP1Connection: feed a request's bytes, take its events, send Response + Body,
+               take data_to_send()
+  ASGI bridge  + the scope (asgi/scope.py) and HTTPCycle (asgi/http.py): receive() message,
+               the app's two send() messages validated and turned into events
+  connection   ConnectionProtocol.data_received to transport.write, with a fake transport, the
+               hello app and a real event loop (uvloop), 64 connections per loop turn so the
+               end-of-iteration write batching works as it does under load
+
+Each figure is the median of several timed batches; the spread (min-max) is shown beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.apps.hello import app as hello_app
+
+#: The request wrk sends (benchmarks/run.py's hello workload).
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+START = {"type": "http.response.start", "status": 200, "headers": HEADERS}
+BODY = {"type": "http.response.body", "body": b"Hello, world!"}
+EXPECTED_TAIL = b"\r\n\r\nHello, world!"
+
+
+def _timed(batch: Callable[[int], None], iterations: int, repeats: int) -> list[float]:
+    """µs per iteration for each of ``repeats`` batches (after one untimed warm-up batch)."""
+    batch(max(iterations // 10, 100))
+    results = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        batch(iterations)
+        results.append((time.perf_counter() - start) / iterations * 1e6)
+    return results
+
+
+def h1_core(iterations: int) -> None:
+    from pronghorn.protocols.events import Body, RequestReceived, Response
+    from pronghorn.protocols.http1 import HTTP1Connection
+
+    core = HTTP1Connection()
+    for _ in range(iterations):
+        core.receive_data(REQUEST)
+        events = core.next_events()
+        request = events[0]
+        assert type(request) is RequestReceived
+        core.start_request(request)
+        core.send(Response(1, 200, HEADERS))
+        core.send(Body(1, b"Hello, world!", True))
+        out = core.data_to_send()
+    assert out.endswith(EXPECTED_TAIL), out
+
+
+def asgi_bridge(iterations: int) -> None:
+    from pronghorn.asgi.http import HTTPCycle
+    from pronghorn.asgi.scope import ConnectionInfo, http_scope
+    from pronghorn.protocols.events import RequestReceived
+    from pronghorn.protocols.http1 import HTTP1Connection
+
+    core = HTTP1Connection()
+    conn = ConnectionInfo(("127.0.0.1", 50000), ("127.0.0.1", 8000))
+    for _ in range(iterations):
+        core.receive_data(REQUEST)
+        events = core.next_events()
+        request = events[0]
+        assert type(request) is RequestReceived
+        core.start_request(request)
+        http_scope(request, conn, None)
+        cycle = HTTPCycle(1, core.send, has_body=request.has_body)
+        for event in events[1:]:
+            if type(event).__name__ == "RequestEnded":
+                cycle.request_ended()
+        cycle.next_message()
+        cycle.send(START)
+        cycle.send(BODY)
+        out = core.data_to_send()
+    assert out.endswith(EXPECTED_TAIL), out
+
+
+class FakeTransport:
+    """Just enough of a transport for ConnectionProtocol: counts what is written."""
+
+    __slots__ = ("closed", "last", "writes")
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.last = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.last = data
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+CONNECTIONS = 64
+
+
+def connection(iterations: int) -> None:
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_drive_connections(loop, iterations))
+    finally:
+        loop.close()
+
+
+async def _drive_connections(loop: asyncio.AbstractEventLoop, iterations: int) -> None:
+    from pronghorn.config import Config
+    from pronghorn.server.protocol import ConnectionProtocol
+    from pronghorn.server.state import ServerState
+
+    state = ServerState(Config(), hello_app, loop)  # type: ignore[arg-type]
+    pairs = []
+    for _ in range(CONNECTIONS):
+        protocol = ConnectionProtocol(state)
+        transport = FakeTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        pairs.append((protocol, transport))
+    rounds = max(iterations // CONNECTIONS, 1)
+    for _ in range(rounds):
+        for protocol, _transport in pairs:
+            protocol.data_received(REQUEST)
+        # The app may finish inside data_received (eager start) or in the next turns; the
+        # batched flush runs at the end of a turn. Turn until every connection has written.
+        target = pairs[-1][1].writes + 1
+        for _spin in range(20):
+            await asyncio.sleep(0)
+            if all(transport.writes >= target for _p, transport in pairs):
+                break
+        else:
+            raise RuntimeError("responses were not written within 20 loop turns")
+    for protocol, transport in pairs:
+        assert transport.last.endswith(EXPECTED_TAIL), transport.last
+        protocol.connection_lost(None)
+
+
+def _connection_batch(iterations: int) -> None:
+    connection(iterations)
+
+
+LAYERS: tuple[tuple[str, Callable[[int], None]], ...] = (
+    ("h1 core", h1_core),
+    ("ASGI bridge", asgi_bridge),
+    ("connection", _connection_batch),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="µs per request in each layer of the fast path")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
+    args = parser.parse_args(argv)
+    iterations, repeats = (20_000, 5) if args.quick else (100_000, 7)
+    print(
+        f"{'layer':<13} {'us/request':>10}  {'own cost':>8}  spread (min-max), median of {repeats}"
+    )
+    below: float | None = None
+    for name, layer in LAYERS:
+        try:
+            figures = _timed(layer, iterations, repeats)
+        except Exception as exc:  # a layer not written yet, or broken: say so, go on
+            print(f"{name:<13} {'skipped':>10}  {type(exc).__name__}: {str(exc)[:70]}")
+            below = None
+            continue
+        median = statistics.median(figures)
+        own = f"{median - below:8.2f}" if below is not None else f"{median:8.2f}"
+        print(
+            f"{name:<13} {median:10.2f}  {own}  ({min(figures):.2f}-{max(figures):.2f})",
+            flush=True,
+        )
+        below = median
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
