@@ -117,7 +117,11 @@ async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
         f" {scope['query_string'].decode()}"
     ).encode()
     await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
     )
     await send({"type": "http.response.body", "body": body})
 
@@ -140,3 +144,134 @@ async def echo_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+# --------------------------------------------------------------------------- a raw h2 client
+class H2Client:
+    """A blocking h2 client over a real socket, for what httpx will not do (push, trailers,
+    zero windows, floods). Every read is bounded by a deadline."""
+
+    def __init__(
+        self,
+        port: int,
+        tls: TLSFiles | None = None,
+        settings: dict[Any, int] | None = None,
+    ) -> None:
+        import socket
+
+        import h2.config
+        import h2.connection
+
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if tls is not None:
+            sock = tls.client_context(["h2"]).wrap_socket(sock, server_hostname="localhost")
+        self.sock = sock
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.conn.initiate_connection()
+        if settings:
+            self.conn.update_settings(settings)
+        self.events: list[Any] = []
+        self.closed = False
+        self.flush()
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(
+        self,
+        path: str = "/",
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        end: bool = True,
+    ) -> int:
+        stream_id: int = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(
+            stream_id,
+            [
+                (b":method", method.encode()),
+                (b":scheme", b"http"),
+                (b":authority", b"localhost"),
+                (b":path", path.encode()),
+                *(headers or []),
+            ],
+            end_stream=body is None and end,
+        )
+        if body is not None:
+            self.conn.send_data(stream_id, body, end_stream=end)
+        self.flush()
+        return stream_id
+
+    def read_until(self, done: Callable[[list[Any]], bool], timeout: float = 5.0) -> list[Any]:
+        import h2.connection
+        import h2.events
+        import h2.exceptions
+
+        deadline = time.monotonic() + timeout
+        while not done(self.events) and not self.closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                break
+            except (ConnectionResetError, ssl.SSLError):
+                data = b""
+            if not data:
+                self.closed = True
+                break
+            try:
+                new = self.conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                self.closed = True
+                break
+            self.events += new
+            if any(isinstance(e, h2.events.ConnectionTerminated) and not e.error_code for e in new):
+                # h2 stops accepting frames after a GOAWAY; RFC 9113 §6.8 lets the streams
+                # up to last_stream_id finish, which is what these tests check.
+                self.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+            self.flush()
+        return self.events
+
+    def of(self, kind: type[Any], stream_id: int | None = None) -> list[Any]:
+        return [
+            e
+            for e in self.events
+            if isinstance(e, kind) and (stream_id is None or e.stream_id == stream_id)
+        ]
+
+    def ended(self, stream_id: int) -> Callable[[list[Any]], bool]:
+        import h2.events
+
+        def check(events: list[Any]) -> bool:
+            return any(
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream_id
+                for e in events
+            )
+
+        return check
+
+    def body(self, stream_id: int) -> bytes:
+        import h2.events
+
+        return b"".join(e.data for e in self.of(h2.events.DataReceived, stream_id))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> H2Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
