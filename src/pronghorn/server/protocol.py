@@ -27,6 +27,7 @@ from pronghorn.protocols.events import (
     WindowOpened,
 )
 from pronghorn.protocols.http1 import HTTP1Connection
+from pronghorn.protocols.http2 import HTTP2Connection
 from pronghorn.server.http2 import select_core, start_h2c
 
 if TYPE_CHECKING:
@@ -151,6 +152,10 @@ class ConnectionProtocol(asyncio.Protocol):
             self._pause_reading()
         if core.should_close:
             self.flush()
+        elif type(core) is HTTP2Connection:
+            # HTTP/2 answers frames by itself (SETTINGS/PING ACKs, WINDOW_UPDATE) and a peer's
+            # WINDOW_UPDATE lets buffered DATA out: write it at the end of this loop turn.
+            self.schedule_flush()
 
     def eof_received(self) -> bool:
         self.core.receive_eof()
