@@ -200,6 +200,13 @@ class TestClosing:
         assert not codec.open
         assert codec.close_code == 1000
 
+    def test_close_between_fragments_is_answered_normally(self, codec: WebSocketCodec) -> None:
+        events = feed(codec, frame(TEXT, b"frag", fin=False) + frame(CLOSE, close_payload(1000)))
+        assert events == [WebSocketCloseReceived(1, 1000, "")]
+        assert parse_server_frames(codec.data_to_send()) == [
+            (0x80 | CLOSE, CLOSE, close_payload(1000))
+        ]
+
     def test_empty_close_is_1005_and_echoed_empty(self, codec: WebSocketCodec) -> None:
         assert feed(codec, frame(CLOSE)) == [WebSocketCloseReceived(1, 1005, "")]
         assert codec.data_to_send() == b"\x88\x00"

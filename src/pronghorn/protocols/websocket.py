@@ -307,6 +307,21 @@ class _Quiet:
 
 _QUIET: Any = _Quiet()
 
+
+class _ServerProtocol(Protocol):
+    """The frame layer, answering a close that interrupts a fragmented message normally.
+
+    RFC 6455 section 5.4 allows control frames between the fragments of a message, and a close
+    frame is one: the unfinished message is dropped and the close echoed (Autobahn case
+    7.1.5), where the library would fail the connection with 1002.
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE and self.current_size is not None:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
 WebSocketEvent = WebSocketMessageReceived | WebSocketCloseReceived | ProtocolViolation
 
 #: Close codes the frame layer reports for failures it detected itself.
@@ -341,7 +356,7 @@ class WebSocketCodec:
         self, stream_id: int = 1, *, max_size: int, deflate: DeflateParams | None = None
     ) -> None:
         self.stream_id = stream_id
-        protocol = Protocol(SERVER, state=OPEN, max_size=max_size, logger=_QUIET)
+        protocol = _ServerProtocol(SERVER, state=OPEN, max_size=max_size, logger=_QUIET)
         if deflate is not None:
             protocol.extensions = [
                 PerMessageDeflate(
