@@ -166,6 +166,7 @@ class H2Client:
         if tls is not None:
             sock = tls.client_context(["h2"]).wrap_socket(sock, server_hostname="localhost")
         self.sock = sock
+        self.scheme = b"https" if tls is not None else b"http"
         self.conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)
         )
@@ -198,7 +199,7 @@ class H2Client:
             stream_id,
             [
                 (b":method", method.encode()),
-                (b":scheme", b"http"),
+                (b":scheme", self.scheme),
                 (b":authority", b"localhost"),
                 (b":path", path.encode()),
                 *(headers or []),
