@@ -134,6 +134,7 @@ class HTTP1Connection:
         "_expect_continue",
         "_head_bytes",
         "_header_count",
+        "_header_size",
         "_headers",
         "_http10",
         "_in_head",
@@ -175,6 +176,7 @@ class HTTP1Connection:
         self._in_trailers = False
         self._head_bytes = 0
         self._header_count = 0
+        self._header_size = 0
         self._url = b""
         self._headers: Headers = []
         self._trailers: Headers = []
@@ -286,6 +288,7 @@ class HTTP1Connection:
         self._headers = []
         self._trailers = []
         self._header_count = 0
+        self._header_size = 0
         self._body_received = 0
 
     def on_url(self, url: bytes) -> None:
@@ -295,6 +298,9 @@ class HTTP1Connection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
+        self._header_size += len(name) + len(value) + 4
+        if self._header_size > self._limits.max_header_size:
+            raise _Violation(431, "Request header block too large")
         if self._in_trailers:
             if self._header_count > self._limits.max_headers:
                 raise _Violation(431, "Too many trailer fields")
@@ -372,6 +378,7 @@ class HTTP1Connection:
         # Any header after the last chunk is a trailer field.
         self._in_trailers = True
         self._header_count = 0
+        self._header_size = 0
 
     def on_message_complete(self) -> None:
         self._request = None

@@ -372,7 +372,7 @@ class ConnectionProtocol(asyncio.Protocol):
             logger.debug("Request body from %s timed out", self.conn_info.client)
             for runner in list(self.streams.values()):
                 runner.disconnected()
-            self.abort()
+            self.force_close()
         elif timer in (_KEEP_ALIVE, _HEADER, _SHUTDOWN):
             if timer == _HEADER and not self.streams:
                 logger.debug("Request head from %s timed out", self.conn_info.client)
@@ -400,6 +400,13 @@ class ConnectionProtocol(asyncio.Protocol):
             self.transport.write(data)
         self.closed = True
         self.transport.close()
+
+    def force_close(self) -> None:
+        """Drop the connection, discarding unsent data (a peer that stopped reading)."""
+        if self.transport is None:
+            return
+        self.closed = True
+        self.transport.abort()
 
     def statistics(self) -> dict[str, Any]:
         stats: dict[str, Any] = {

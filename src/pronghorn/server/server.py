@@ -196,7 +196,7 @@ class Server:
         if self._should_exit is not None and self._should_exit.is_set():
             self._force_exit = True
             logger.warning("Second signal: forcing exit.")
-            self._abort_all()
+            self._abort_all(force=True)
         else:
             self.request_shutdown()
 
@@ -221,7 +221,7 @@ class Server:
                 break
             await asyncio.sleep(0.05)
         await self._cancel_exchanges(state)
-        self._abort_all()
+        self._abort_all(force=True)
         for server in self._servers:
             await server.wait_closed()
         if self._clock is not None:
@@ -236,11 +236,14 @@ class Server:
         # Let the flush callbacks of the answers given on cancellation run.
         await asyncio.sleep(0)
 
-    def _abort_all(self) -> None:
+    def _abort_all(self, *, force: bool = False) -> None:
         if self.state is None:
             return
         for connection in list(self.state.connections):
-            connection.abort()
+            if force:
+                connection.force_close()
+            else:
+                connection.abort()
 
     def statistics(self) -> dict[str, int]:
         return self.state.statistics() if self.state is not None else {}

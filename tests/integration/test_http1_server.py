@@ -1,0 +1,551 @@
+"""HTTP/1.1 over real sockets: httpx and raw sockets against a real server on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer, recv_response, recv_until_closed
+
+Serve = Callable[..., RunningServer]
+
+
+async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"Hello, world!"})
+
+
+def scope_app(seen: list[dict[str, Any]]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    return app
+
+
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"x-len", b"%d" % len(body))]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# --------------------------------------------------------------------------- scope
+def test_http_scope_matches_the_spec(serve: Serve) -> None:
+    seen: list[dict[str, Any]] = []
+    server = serve(scope_app(seen), root_path="/api")
+    with httpx.Client() as client:
+        client.get(server.url + "/api/caf%C3%A9/a%2Fb?x=1&y=%20", headers={"X-Dup": "1"})
+    scope = seen[0]
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.5"}
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/api/café/a/b"
+    assert scope["raw_path"] == b"/api/caf%C3%A9/a%2Fb"
+    assert scope["root_path"] == "/api"
+    assert scope["query_string"] == b"x=1&y=%20"
+    assert scope["server"] == ("127.0.0.1", server.port)
+    assert scope["client"][0] == "127.0.0.1"
+    assert (b"x-dup", b"1") in scope["headers"]
+    assert all(name == name.lower() for name, _ in scope["headers"])
+    assert "http.response.trailers" in scope["extensions"]
+    assert scope["state"] == {}
+
+
+def test_lifespan_state_is_copied_into_each_request(serve: Serve) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            scope["state"]["db"] = "connected"
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        seen.append(scope)
+        scope["state"]["mutated"] = True
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body"})
+
+    server = serve(app, lifespan="on")
+    with httpx.Client() as client:
+        client.get(server.url)
+        client.get(server.url)
+    assert seen[0]["state"]["db"] == "connected"
+    assert "mutated" not in seen[1]["state"] or seen[1]["state"] is not seen[0]["state"]
+
+
+def test_proxy_headers_from_a_trusted_peer(serve: Serve) -> None:
+    seen: list[dict[str, Any]] = []
+    server = serve(scope_app(seen), forwarded_allow_ips="127.0.0.1")
+    headers = {"X-Forwarded-For": "9.9.9.9, 10.0.0.1", "X-Forwarded-Proto": "https"}
+    with httpx.Client() as client:
+        client.get(server.url, headers=headers)
+    assert seen[0]["client"] == ("10.0.0.1", 0)
+    assert seen[0]["scheme"] == "https"
+
+
+def test_proxy_headers_ignored_from_untrusted_peer(serve: Serve) -> None:
+    seen: list[dict[str, Any]] = []
+    server = serve(scope_app(seen), forwarded_allow_ips="10.1.1.1")
+    with httpx.Client() as client:
+        client.get(server.url, headers={"X-Forwarded-For": "9.9.9.9"})
+    assert seen[0]["client"][0] == "127.0.0.1"
+
+
+# --------------------------------------------------------------------------- bodies
+def test_content_length_and_chunked_uploads(serve: Serve) -> None:
+    server = serve(echo)
+    with httpx.Client() as client:
+        r = client.post(server.url, content=b"x" * 100_000)
+        assert r.content == b"x" * 100_000
+
+        def gen() -> Any:
+            for _ in range(10):
+                yield b"y" * 10_000
+
+        r = client.post(server.url, content=gen())
+        assert r.headers["x-len"] == "100000"
+
+
+def test_streamed_response_is_chunked(serve: Serve) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for i in range(5):
+            await send({"type": "http.response.body", "body": b"%d" % i, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = serve(app)
+    with httpx.Client() as client:
+        r = client.get(server.url)
+    assert r.text == "01234"
+    assert r.headers["transfer-encoding"] == "chunked"
+
+
+def test_expect_100_continue_is_sent_on_first_receive(serve: Serve) -> None:
+    server = serve(echo)
+    sock = server.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+    sock.settimeout(5)
+    assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    sock.sendall(b"abc")
+    response = recv_response(sock)
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert response.endswith(b"abc")
+
+
+def test_no_100_continue_when_app_does_not_read(serve: Serve) -> None:
+    server = serve(hello)
+    sock = server.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+    response = recv_until_closed(sock)
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert b"100 Continue" not in response
+
+
+def test_reading_pauses_while_the_app_does_not_consume(serve: Serve) -> None:
+    release = threading.Event()
+    sizes: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        sizes.append(total)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"%d" % total})
+
+    server = serve(app)
+    sock = server.connect()
+    sock.setblocking(False)
+    total = 20 * 1024 * 1024
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total
+    sent = 0
+    payload = head + b"z" * total
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and sent < len(payload):
+        try:
+            sent += sock.send(payload[sent : sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.01)
+    # The server stopped reading: far less than the whole body went out.
+    assert sent < len(payload)
+    stats = server.call(lambda: [c.statistics() for c in server.server.state.connections])
+    assert stats[0]["reading_paused"] is True
+    release.set()
+    sock.setblocking(True)
+    sock.sendall(payload[sent:])
+    response = recv_response(sock, timeout=20)
+    assert response.endswith(b"%d" % total)
+
+
+def test_client_disconnect_is_seen_by_the_app(serve: Serve) -> None:
+    seen: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                seen.append(message)
+                done.set()
+                return
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    time.sleep(0.2)
+    sock.close()
+    assert done.wait(5)
+    assert seen == [{"type": "http.disconnect"}]
+
+
+def test_send_after_disconnect_raises_oserror(serve: Serve) -> None:
+    outcome: list[BaseException] = []
+    done = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            for _ in range(1000):
+                await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+                await asyncio.sleep(0.005)
+        except OSError as exc:
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.recv(1000)
+    sock.close()
+    assert done.wait(10)
+    assert outcome and isinstance(outcome[0], OSError)
+
+
+# --------------------------------------------------------------------------- responses
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
+def test_no_body_responses(serve: Serve, method: str, status: int) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-length", b"5")] if status == 200 else [],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(f"{method} / HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.settimeout(5)
+    data = sock.recv(65536)
+    assert data.endswith(b"\r\n\r\n")
+    assert b"hello" not in data
+    # the connection stays usable
+    sock.sendall(f"{method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert recv_until_closed(sock).startswith(b"HTTP/1.1 ")
+
+
+def test_date_server_and_default_headers(serve: Serve) -> None:
+    server = serve(hello, headers=["X-Env: test"])
+    with httpx.Client() as client:
+        r = client.get(server.url)
+    assert r.headers["server"] == "pronghorn"
+    assert r.headers["date"].endswith("GMT")
+    assert r.headers["x-env"] == "test"
+    server2 = serve(hello, server_header=False, date_header=False)
+    with httpx.Client() as client:
+        r = client.get(server2.url)
+    assert "server" not in r.headers
+    assert "date" not in r.headers
+
+
+def test_app_exception_before_response_is_500_without_internals(serve: Serve) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise RuntimeError("secret database password")
+
+    server = serve(app)
+    with httpx.Client() as client:
+        r = client.get(server.url)
+    assert r.status_code == 500
+    assert b"secret" not in r.content
+
+
+def test_app_exception_after_response_started_closes(serve: Serve) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("boom")
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = recv_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert not data.endswith(b"0\r\n\r\n")  # never a complete chunked body
+
+
+def test_wrong_message_order_raises_a_typed_error(serve: Serve) -> None:
+    errors: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.body", "body": b"x"})
+        except Exception as exc:
+            errors.append(exc)
+            raise
+
+    server = serve(app)
+    with httpx.Client() as client:
+        assert client.get(server.url).status_code == 500
+    from pronghorn.errors import AppProtocolError
+
+    assert isinstance(errors[0], AppProtocolError)
+
+
+def test_content_length_mismatch_closes(serve: Serve) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]}
+        )
+        await send({"type": "http.response.body", "body": b"short"})
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = recv_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 200 ")
+
+
+def test_trailers_early_hints_and_pathsend(serve: Serve, tmp_path: Any) -> None:
+    target = tmp_path / "file.bin"
+    target.write_bytes(os.urandom(300_000))
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        if scope["path"] == "/file":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"300000")],
+                }
+            )
+            await send({"type": "http.response.pathsend", "path": str(target)})
+            return
+        await send({"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload"]})
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"data"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-md5", b"abc")]})
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+    data = recv_response(sock)
+    assert data.startswith(b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\n")
+    assert data.endswith(b"4\r\ndata\r\n0\r\nx-md5: abc\r\n\r\n")
+    with httpx.Client() as client:
+        r = client.get(server.url + "/file")
+    assert r.content == target.read_bytes()
+
+
+def test_write_backpressure_bounds_server_memory(serve: Serve) -> None:
+    progress: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        for i in range(400):  # 400 * 256 KiB = 100 MiB if nobody waited
+            await send({"type": "http.response.body", "body": b"x" * 262144, "more_body": True})
+            progress.append(i)
+        await send({"type": "http.response.body"})
+
+    server = serve(app, timeout_graceful_shutdown=1)
+    sock = server.connect()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.5)
+    # The client reads nothing: send() must be waiting, not buffering everything.
+    assert len(progress) < 50
+    received = len(recv_until_closed(sock, timeout=2, limit=1 << 20))
+    assert received > 0
+
+
+# --------------------------------------------------------------------------- connections
+def test_keep_alive_and_pipelining_in_order(serve: Serve) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.2)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(
+        b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    data = recv_until_closed(sock)
+    assert data.index(b"/slow") < data.index(b"/fast") < data.index(b"/last")
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_keep_alive_timeout_closes_idle_connections(serve: Serve) -> None:
+    server = serve(hello, timeout_keep_alive=0.3)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    recv_response(sock)
+    start = time.monotonic()
+    assert recv_until_closed(sock, timeout=5) == b""
+    assert time.monotonic() - start < 3
+
+
+def test_slow_header_client_is_cut_off(serve: Serve) -> None:
+    server = serve(hello, timeout_request_header=0.3)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    start = time.monotonic()
+    for _ in range(10):
+        try:
+            sock.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            break
+        time.sleep(0.1)
+    recv_until_closed(sock, timeout=5)
+    assert time.monotonic() - start < 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400),
+        (b"NOT A REQUEST\r\n\r\n", 400),
+        (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    ],
+)
+def test_bad_requests_get_a_clear_error_and_never_reach_the_app(
+    serve: Serve, raw: bytes, status: int
+) -> None:
+    seen: list[dict[str, Any]] = []
+    server = serve(scope_app(seen), limit_request_body=1000)
+    sock = server.connect()
+    sock.sendall(raw)
+    data = recv_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 %d " % status)
+    assert b"connection: close" in data
+    assert seen == []
+
+
+def test_limit_concurrency_answers_503(serve: Serve) -> None:
+    release = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body"})
+
+    server = serve(app, limit_concurrency=1)
+    first = server.connect()
+    first.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    second = server.connect()
+    second.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert recv_until_closed(second).startswith(b"HTTP/1.1 503 ")
+    release.set()
+    assert recv_response(first).startswith(b"HTTP/1.1 200 ")
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(serve: Serve) -> None:
+    started = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started.set()
+        await asyncio.sleep(0.5)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    server = serve(app, timeout_graceful_shutdown=5)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle = server.connect()
+    assert started.wait(5)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    data = recv_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in data
+    assert data.endswith(b"finished")
+    assert recv_until_closed(idle) == b""
+    stopper.join(10)
+    with pytest.raises(OSError):
+        server.connect(timeout=1)
+
+
+def test_graceful_shutdown_deadline_cancels_stuck_requests(serve: Serve) -> None:
+    started = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started.set()
+        await asyncio.sleep(60)
+
+    server = serve(app, timeout_graceful_shutdown=0.3)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert started.wait(5)
+    start = time.monotonic()
+    server.stop()
+    assert time.monotonic() - start < 5
+    data = recv_until_closed(sock)
+    assert data == b"" or data.startswith(b"HTTP/1.1 500 ")
+
+
+def test_uvloop_and_asyncio_loops_both_serve(serve: Serve) -> None:
+    for loop in ("asyncio", "uvloop"):
+        server = serve(hello, loop=loop)
+        with httpx.Client() as client:
+            assert client.get(server.url).text == "Hello, world!"

@@ -1,0 +1,451 @@
+"""HTTP/1.1 core by bytes, grouped by RFC 9112 section. No loop, no sockets."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pronghorn.errors import LocalProtocolError, ResponseLengthError
+from pronghorn.protocols.events import (
+    Body,
+    BodyReceived,
+    InboundEvent,
+    InformationalResponse,
+    ProtocolViolation,
+    RequestEnded,
+    RequestReceived,
+    ResetStream,
+    Response,
+    StreamReset,
+    Trailers,
+)
+from pronghorn.protocols.http1 import DefaultHeaders, HTTP1Connection, HTTP1Limits
+
+
+def conn(**limits: int | None) -> HTTP1Connection:
+    return HTTP1Connection(HTTP1Limits(**limits), DefaultHeaders([(b"server", b"test")]))  # type: ignore[arg-type]
+
+
+def feed(c: HTTP1Connection, data: bytes) -> list[InboundEvent]:
+    c.receive_data(data)
+    return c.next_events()
+
+
+def respond(c: HTTP1Connection, body: bytes = b"ok", headers: list | None = None) -> bytes:
+    c.send(Response(1, 200, headers or []))
+    c.send(Body(1, body, True))
+    return c.data_to_send()
+
+
+def violation(events: list[InboundEvent]) -> ProtocolViolation:
+    found = [e for e in events if isinstance(e, ProtocolViolation)]
+    assert found, events
+    return found[0]
+
+
+def served(c: HTTP1Connection, raw: bytes) -> tuple[list[InboundEvent], RequestReceived]:
+    events = feed(c, raw)
+    request = events[0]
+    assert isinstance(request, RequestReceived)
+    c.start_request(request)
+    return events, request
+
+
+# --------------------------------------------------------------------------- 2. message format
+class TestMessageFormat:
+    def test_simple_get(self) -> None:
+        c = conn()
+        events, request = served(c, b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n")
+        assert request.method == b"GET"
+        assert request.target == b"/a?b=1"
+        assert request.http_version == "1.1"
+        assert request.headers == [(b"host", b"x"), (b"x-a", b"1")]
+        assert isinstance(events[-1], RequestEnded)
+
+    def test_request_split_in_every_byte(self) -> None:
+        c = conn()
+        raw = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        events: list[InboundEvent] = []
+        for i in range(len(raw)):
+            events += feed(c, raw[i : i + 1])
+        body = b"".join(e.data for e in events if isinstance(e, BodyReceived))
+        assert body == b"hello"
+        assert isinstance(events[-1], RequestEnded)
+
+    def test_bare_lf_is_rejected(self) -> None:
+        c = conn()
+        assert violation(feed(c, b"GET / HTTP/1.1\nHost: x\n\n")).status == 400
+        assert c.data_to_send().startswith(b"HTTP/1.1 400 ")
+        assert c.should_close
+
+    def test_garbage_is_400(self) -> None:
+        c = conn()
+        assert violation(feed(c, b"GARBAGE\r\n\r\n")).status == 400
+
+    def test_http_0_9_and_unknown_versions(self) -> None:
+        assert violation(feed(conn(), b"GET /\r\n\r\n")).status in (400, 505)
+        assert violation(feed(conn(), b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")).status == 505
+        assert violation(feed(conn(), b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")).status in (400, 505)
+
+
+# --------------------------------------------------------------------------- 3. request line
+class TestRequestLine:
+    def test_uri_too_long_is_414(self) -> None:
+        c = conn(max_request_line=100)
+        v = violation(feed(c, b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n"))
+        assert v.status == 414
+        assert c.data_to_send().startswith(b"HTTP/1.1 414 ")
+
+    def test_uri_too_long_without_end_is_414(self) -> None:
+        c = conn(max_request_line=100, max_header_size=100)
+        assert violation(feed(c, b"GET /" + b"a" * 500)).status == 414
+
+    def test_missing_host_is_400(self) -> None:
+        assert violation(feed(conn(), b"GET / HTTP/1.1\r\n\r\n")).status == 400
+
+    def test_duplicate_host_is_400(self) -> None:
+        raw = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"
+        assert violation(feed(conn(), raw)).status == 400
+
+    def test_http10_without_host_is_fine(self) -> None:
+        events = feed(conn(), b"GET / HTTP/1.0\r\n\r\n")
+        assert isinstance(events[0], RequestReceived)
+        assert events[0].keep_alive is False
+
+    def test_absolute_form_target_passes(self) -> None:
+        events = feed(conn(), b"GET http://x/y?z HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert isinstance(events[0], RequestReceived)
+        assert events[0].target == b"http://x/y?z"
+
+
+# --------------------------------------------------------------------------- 5. field syntax
+class TestFields:
+    def test_obs_fold_is_rejected(self) -> None:
+        raw = b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"
+        assert violation(feed(conn(), raw)).status == 400
+
+    @pytest.mark.parametrize("bad", [b"a\x00b", b"a\rb"])
+    def test_nul_and_cr_in_values_are_rejected(self, bad: bytes) -> None:
+        raw = b"GET / HTTP/1.1\r\nHost: x\r\nX: " + bad + b"\r\n\r\n"
+        assert violation(feed(conn(), raw)).status == 400
+
+    def test_space_before_colon_is_rejected(self) -> None:
+        raw = b"GET / HTTP/1.1\r\nHost: x\r\nX : a\r\n\r\n"
+        assert violation(feed(conn(), raw)).status == 400
+
+    def test_too_many_headers_is_431(self) -> None:
+        c = conn(max_headers=10)
+        raw = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X%d: v\r\n" % i for i in range(20))
+        assert violation(feed(c, raw + b"\r\n")).status == 431
+        assert c.data_to_send().startswith(b"HTTP/1.1 431 ")
+
+    def test_header_block_too_large_is_431(self) -> None:
+        c = conn(max_header_size=1024)
+        raw = b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"v" * 5000 + b"\r\n\r\n"
+        assert violation(feed(c, raw)).status == 431
+
+    def test_header_block_too_large_without_end_is_431(self) -> None:
+        c = conn(max_header_size=1024, max_request_line=1024)
+        events = feed(c, b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"v" * 5000)
+        assert violation(events).status == 431
+
+
+# --------------------------------------------------------------------------- 6. message body
+class TestBody:
+    def test_content_length_body(self) -> None:
+        events = feed(conn(), b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        assert [type(e) for e in events] == [RequestReceived, BodyReceived, RequestEnded]
+        assert isinstance(events[0], RequestReceived)
+        assert events[0].has_body
+
+    def test_chunked_body_and_trailers(self) -> None:
+        raw = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\n\r\n"
+        )
+        events = feed(conn(), raw)
+        body = b"".join(e.data for e in events if isinstance(e, BodyReceived))
+        assert body == b"abcde"
+        end = events[-1]
+        assert isinstance(end, RequestEnded)
+        assert end.trailers == [(b"x-sum", b"5")]
+
+    def test_content_length_and_transfer_encoding_conflict(self) -> None:
+        raw = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        assert violation(feed(conn(), raw)).status == 400
+
+    def test_duplicate_content_length(self) -> None:
+        raw = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na"
+        assert violation(feed(conn(), raw)).status == 400
+
+    @pytest.mark.parametrize("coding", [b"gzip", b"gzip, chunked", b"identity"])
+    def test_unsupported_transfer_encoding_is_501(self, coding: bytes) -> None:
+        c = conn()
+        raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding + b"\r\n\r\n0\r\n\r\n"
+        events = feed(c, raw)
+        assert violation(events).status == 501
+        assert not any(isinstance(e, RequestReceived) for e in events)
+
+    def test_body_over_limit_by_content_length_is_413_before_the_app(self) -> None:
+        c = conn(max_body=10)
+        events = feed(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n")
+        assert violation(events).status == 413
+        assert not any(isinstance(e, RequestReceived) for e in events)
+        assert c.data_to_send().startswith(b"HTTP/1.1 413 ")
+
+    def test_chunked_body_over_limit_is_413(self) -> None:
+        c = conn(max_body=10)
+        raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n" + b"a" * 32
+        events = feed(c, raw)
+        assert violation(events).status == 413
+        assert c.should_close
+
+    def test_smuggled_request_is_not_a_second_request(self) -> None:
+        raw = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Length: 4\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        c = conn()
+        events = feed(c, raw)
+        assert not [e for e in events if isinstance(e, RequestReceived)]
+        assert c.should_close
+
+
+# --------------------------------------------------------------------------- 9. connections
+class TestConnection:
+    def test_keep_alive_serves_two_requests(self) -> None:
+        c = conn()
+        served(c, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"content-length: 2" in respond(c)
+        assert not c.should_close
+        events, request = served(c, b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert request.target == b"/2"
+
+    def test_pipelined_request_waits_for_the_first_response(self) -> None:
+        c = conn()
+        events = feed(c, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [e.target for e in events if isinstance(e, RequestReceived)] == [b"/1"]
+        assert c.next_events() == []
+        assert isinstance(events[0], RequestReceived)
+        c.start_request(events[0])
+        respond(c)
+        second = c.next_events()
+        assert isinstance(second[0], RequestReceived)
+        assert second[0].target == b"/2"
+
+    def test_pipelined_backlog_stops_reading(self) -> None:
+        c = conn()
+        c.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 1000)
+        assert not c.wants_read
+
+    def test_connection_close_request(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = respond(c)
+        assert b"connection: close" in out
+        assert c.should_close
+
+    def test_http10_closes_unless_keep_alive(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.0\r\n\r\n")
+        respond(c)
+        assert c.should_close
+        c = conn()
+        served(c, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        out = respond(c)
+        assert b"connection: keep-alive" in out.lower()
+        assert not c.should_close
+
+    def test_error_after_pipelined_request_waits_its_turn(self) -> None:
+        c = conn()
+        events = feed(c, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nBROKEN\r\n\r\n")
+        assert isinstance(events[0], RequestReceived)
+        assert not any(isinstance(e, ProtocolViolation) for e in events)
+        assert c.data_to_send() == b""
+        c.start_request(events[0])
+        out = respond(c)
+        # The garbage is known before the first head is written: that response closes.
+        assert out.startswith(b"HTTP/1.1 200 ")
+        assert b"connection: close" in out
+        assert c.should_close
+
+    def test_eof_mid_body_resets_the_stream(self) -> None:
+        c = conn()
+        events, _ = served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        c.receive_eof()
+        assert any(isinstance(e, StreamReset) for e in c.next_events())
+
+    def test_eof_after_complete_request_still_answers(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.receive_eof()
+        assert not c.should_close
+        respond(c)
+        assert c.should_close
+
+    def test_graceful_shutdown_closes_after_the_response(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.start_shutdown()
+        out = respond(c)
+        assert b"connection: close" in out
+        assert c.should_close
+
+    def test_idle_connection_shutdown_closes_now(self) -> None:
+        c = conn()
+        c.start_shutdown()
+        assert c.should_close
+
+
+# --------------------------------------------------------------------------- 6/7. responses
+class TestResponses:
+    def test_single_body_gets_content_length(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        out = respond(c, b"hello")
+        assert out.startswith(b"HTTP/1.1 200 OK\r\nserver: test\r\n")
+        assert out.endswith(b"content-length: 5\r\n\r\nhello")
+
+    def test_streamed_body_is_chunked(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(Response(1, 200, []))
+        c.send(Body(1, b"ab", False))
+        c.send(Body(1, b"c", True))
+        out = c.data_to_send()
+        assert b"transfer-encoding: chunked\r\n" in out
+        assert out.endswith(b"\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n")
+
+    def test_http10_streamed_body_is_close_delimited(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        c.send(Response(1, 200, []))
+        c.send(Body(1, b"ab", False))
+        c.send(Body(1, b"c", True))
+        out = c.data_to_send()
+        assert b"chunked" not in out
+        assert out.endswith(b"abc")
+        assert c.should_close
+
+    @pytest.mark.parametrize("status", [204, 304])
+    def test_no_body_statuses(self, status: int) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(Response(1, status, []))
+        c.send(Body(1, b"", True))
+        out = c.data_to_send()
+        assert b"content-length" not in out
+        assert b"chunked" not in out
+        assert out.endswith(b"\r\n\r\n")
+
+    def test_head_keeps_content_length_and_drops_body(self) -> None:
+        c = conn()
+        served(c, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        out = respond(c, b"hello", [(b"content-length", b"5")])
+        assert b"content-length: 5\r\n" in out
+        assert out.endswith(b"\r\n\r\n")
+
+    def test_body_longer_than_content_length(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(Response(1, 200, [(b"content-length", b"2")]))
+        with pytest.raises(ResponseLengthError):
+            c.send(Body(1, b"abc", True))
+        assert c.should_close
+
+    def test_body_shorter_than_content_length(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(Response(1, 200, [(b"content-length", b"5")]))
+        c.send(Body(1, b"ab", False))
+        with pytest.raises(ResponseLengthError):
+            c.send(Body(1, b"", True))
+        assert c.should_close
+
+    def test_header_injection_is_refused(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(Response(1, 200, [(b"x", b"a\r\nset-cookie: evil")]))
+        with pytest.raises(ValueError, match="Invalid response header"):
+            c.send(Body(1, b"", True))
+
+    def test_app_server_header_overrides_the_default(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        out = respond(c, b"", [(b"Server", b"mine")])
+        assert out.count(b"erver:") == 1
+        assert b"Server: mine" in out
+
+    def test_trailers(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+        c.send(Response(1, 200, [], trailers_expected=True))
+        c.send(Body(1, b"abc", False))
+        c.send(Trailers(1, [(b"x-checksum", b"1")]))
+        out = c.data_to_send()
+        assert out.endswith(b"3\r\nabc\r\n0\r\nx-checksum: 1\r\n\r\n")
+
+    def test_100_continue_and_103(self) -> None:
+        c = conn()
+        served(
+            c, b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+        )
+        c.send(InformationalResponse(1, 100))
+        c.send(InformationalResponse(1, 103, [(b"link", b"</a>; rel=preload")]))
+        assert c.data_to_send() == (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n"
+        )
+
+    def test_uninvited_body_closes_after_the_response(self) -> None:
+        c = conn()
+        served(
+            c, b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        respond(c)
+        assert c.should_close
+
+    def test_reset_closes(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(Response(1, 200, []))
+        c.send(Body(1, b"partial", False))
+        c.send(ResetStream(1))
+        assert c.should_close
+
+    def test_misuse_raises_local_protocol_error(self) -> None:
+        c = conn()
+        with pytest.raises(LocalProtocolError):
+            c.send(Body(1, b"", True))
+
+    def test_late_body_of_answered_request_is_discarded(self) -> None:
+        c = conn()
+        served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+        respond(c)
+        events = feed(c, b"defGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [type(e) for e in events] == [RequestReceived, RequestEnded]
+
+
+# --------------------------------------------------------------------------- robustness
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=200), max_size=20))
+def test_no_input_makes_the_core_raise_or_grow(chunks: list[bytes]) -> None:
+    c = conn(max_header_size=4096, max_request_line=1024)
+    for chunk in chunks:
+        c.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n" + chunk if chunk[:1] == b"!" else chunk)
+        c.next_events()
+        assert len(c.data_to_send()) < 100_000
+    assert c.statistics()["backlog_bytes"] < 200_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=300))
+def test_garbage_after_a_valid_head(tail: bytes) -> None:
+    c = conn()
+    c.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + tail)
+    c.next_events()
+    c.receive_eof()
+    c.next_events()
