@@ -222,7 +222,7 @@ class TestConnection:
         served(c, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert b"content-length: 2" in respond(c)
         assert not c.should_close
-        events, request = served(c, b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        _events, request = served(c, b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert request.target == b"/2"
 
     def test_pipelined_request_waits_for_the_first_response(self) -> None:
@@ -275,7 +275,7 @@ class TestConnection:
 
     def test_eof_mid_body_resets_the_stream(self) -> None:
         c = conn()
-        events, _ = served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        _events, _ = served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         c.receive_eof()
         assert any(isinstance(e, StreamReset) for e in c.next_events())
 
@@ -397,7 +397,8 @@ class TestResponses:
         c.send(InformationalResponse(1, 100))
         c.send(InformationalResponse(1, 103, [(b"link", b"</a>; rel=preload")]))
         assert c.data_to_send() == (
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n"
         )
 
     def test_uninvited_body_closes_after_the_response(self) -> None:
