@@ -384,6 +384,12 @@ class ConnectionProtocol(asyncio.Protocol):
         start = getattr(self.core, "start_shutdown", None)
         if start is not None:
             start()
+        for runner in list(self.streams.values()):
+            # A runner that ends its own stream on shutdown (WebSocket: close frame 1012), on
+            # HTTP/1.1 and HTTP/2 alike.
+            stop = getattr(runner, "start_shutdown", None)
+            if stop is not None:
+                stop()
         if not self.streams:
             self.flush()
             if not self.closed:
