@@ -11,8 +11,6 @@ set ``should_close``; nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pronghorn.errors import LocalProtocolError
 from pronghorn.protocols.events import (
     Body,
@@ -29,14 +27,13 @@ STREAM_ID = 1
 class TunnelConnection:
     """A pass-through core: bytes in -> BodyReceived, Body -> bytes out."""
 
-    __slots__ = ("_eof", "_events", "_on_shutdown", "_out", "should_close")
+    __slots__ = ("_eof", "_events", "_out", "should_close")
 
-    def __init__(self, pending_out: bytes = b"", on_shutdown: Callable[[], None] | None = None):
+    def __init__(self, pending_out: bytes = b"") -> None:
         #: Bytes the previous core still had queued (the 101 response) go out first.
         self._out: list[bytes] = [pending_out] if pending_out else []
         self._events: list[InboundEvent] = []
         self._eof = False
-        self._on_shutdown = on_shutdown
         self.should_close = False
 
     @property
@@ -75,11 +72,6 @@ class TunnelConnection:
             return b""
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
-
-    def start_shutdown(self) -> None:
-        """Graceful shutdown: the runner on the tunnel decides how to end (WebSocket: 1012)."""
-        if self._on_shutdown is not None:
-            self._on_shutdown()
 
     def statistics(self) -> dict[str, int]:
         return {"buffered_out": sum(map(len, self._out))}

@@ -38,6 +38,7 @@ from pronghorn.protocols.events import (
     WebSocketMessage,
     WebSocketMessageReceived,
 )
+from pronghorn.protocols.http2 import HTTP2Connection
 from pronghorn.protocols.tunnel import TunnelConnection
 from pronghorn.protocols.websocket import (
     Handshake,
@@ -46,6 +47,7 @@ from pronghorn.protocols.websocket import (
     accept_headers,
     negotiate,
 )
+from pronghorn.server.http2 import wait_window
 from pronghorn.server.tasks import start_task
 
 if TYPE_CHECKING:
@@ -186,9 +188,9 @@ class WebSocketExchange:
         self._finished = True
         self._cancel_timers()
         protocol = self.protocol
-        app_finished = getattr(protocol.core, "app_finished", None)
-        if app_finished is not None:  # HTTP/2: release the stream
-            app_finished(self.stream_id)
+        core = protocol.core
+        if type(core) is HTTP2Connection:
+            core.app_finished(self.stream_id)  # release the stream
         protocol.response_complete(self)
 
     # ------------------------------------------------------------------ inbound (core events)
@@ -267,10 +269,10 @@ class WebSocketExchange:
         """Stop taking data while ``ws_max_queue`` messages wait for the app."""
         protocol = self.protocol
         full = self.cycle.queued >= protocol.server.config.ws_max_queue
-        acknowledge = getattr(protocol.core, "acknowledge", None)
-        if acknowledge is not None:  # HTTP/2: per-stream flow control
+        core = protocol.core
+        if type(core) is HTTP2Connection:  # per-stream flow control
             if not full and self._unacked:
-                acknowledge(self.stream_id, self._unacked)
+                core.acknowledge(self.stream_id, self._unacked)
                 self._unacked = 0
                 protocol.schedule_flush()
             return
@@ -308,6 +310,9 @@ class WebSocketExchange:
             await protocol.wait_writable()
             if protocol.closed and message.get("type") != "websocket.close":
                 raise ClientDisconnected("the client disconnected")
+        core = protocol.core
+        if type(core) is HTTP2Connection and not self._stream_done:
+            await wait_window(protocol, core, self.stream_id)  # the stream's own window
 
     def _on_app_event(self, event: OutboundEvent) -> None:
         """The cycle's validated output: the handshake answer, frames or a denial response."""
@@ -366,7 +371,7 @@ class WebSocketExchange:
             self._send_core(Body(self.stream_id, b"", True))
             trailing = getattr(core, "trailing_data", b"")
             # The 101 goes out first, then the connection is a tunnel for the frames.
-            tunnel = TunnelConnection(core.data_to_send(), self.start_shutdown)
+            tunnel = TunnelConnection(core.data_to_send())
             protocol.switch_core(tunnel)
             protocol.update_reading(_RESUME)
         else:
