@@ -1,0 +1,183 @@
+"""Scope building, proxy headers and the lifespan cycle, by plain data. No loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from pronghorn.asgi.lifespan import LifespanCycle, LifespanState
+from pronghorn.asgi.proxy_headers import TrustedProxies, apply_proxy_headers
+from pronghorn.asgi.scope import (
+    ConnectionInfo,
+    decode_path,
+    http_scope,
+    lifespan_scope,
+    split_target,
+    websocket_scope,
+)
+from pronghorn.errors import AppProtocolError, ConfigError
+from pronghorn.protocols.events import RequestReceived
+
+
+def request(target: bytes = b"/", **kwargs: object) -> RequestReceived:
+    return RequestReceived(1, b"GET", target, "1.1", [(b"host", b"example")], **kwargs)  # type: ignore[arg-type]
+
+
+CONN = ConnectionInfo(("1.2.3.4", 5), ("127.0.0.1", 8000), "http")
+
+
+class TestTargets:
+    @pytest.mark.parametrize(
+        ("target", "raw_path", "query"),
+        [
+            (b"/a/b?x=1", b"/a/b", b"x=1"),
+            (b"/a?", b"/a", b""),
+            (b"/a?x=1?y", b"/a", b"x=1?y"),
+            (b"http://h/p?q", b"/p", b"q"),
+            (b"https://h:8443", b"/", b""),
+            (b"http://h?q=1", b"/", b"?q=1"[1:]),
+            (b"*", b"*", b""),
+            (b"/a#frag", b"/a", b""),
+        ],
+    )
+    def test_split(self, target: bytes, raw_path: bytes, query: bytes) -> None:
+        assert split_target(target) == (raw_path, query)
+
+    def test_decode(self) -> None:
+        assert decode_path(b"/caf%C3%A9/%2F") == "/café//"
+        assert decode_path(b"/plain") == "/plain"
+
+
+class TestHTTPScope:
+    def test_fields(self) -> None:
+        scope = http_scope(request(b"/a%20b?q=1"), CONN, {"k": 1})
+        assert scope == {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.5"},
+            "http_version": "1.1",
+            "server": ("127.0.0.1", 8000),
+            "client": ("1.2.3.4", 5),
+            "scheme": "http",
+            "method": "GET",
+            "root_path": "",
+            "path": "/a b",
+            "raw_path": b"/a%20b",
+            "query_string": b"q=1",
+            "headers": [(b"host", b"example")],
+            "extensions": {},
+            "state": {"k": 1},
+        }
+
+    def test_state_is_a_copy(self) -> None:
+        state = {"k": 1}
+        scope = http_scope(request(), CONN, state)
+        scope["state"]["k"] = 2
+        assert state == {"k": 1}
+
+    def test_root_path_is_prefixed_once(self) -> None:
+        conn = ConnectionInfo(None, None, "http", root_path="/api")
+        assert http_scope(request(b"/x"), conn, None)["path"] == "/api/x"
+        scope = http_scope(request(b"/api/x"), conn, None)
+        assert scope["path"] == "/api/x"
+        assert scope["raw_path"] == b"/api/x"
+
+    def test_http2_authority_becomes_host(self) -> None:
+        event = RequestReceived(
+            3, b"GET", b"/", "2", [(b"accept", b"*/*")], authority=b"h:1", scheme="https"
+        )
+        scope = http_scope(event, CONN, None)
+        assert scope["headers"][0] == (b"host", b"h:1")
+        assert scope["scheme"] == "https"
+        assert scope["http_version"] == "2"
+
+    def test_websocket_scope(self) -> None:
+        conn = ConnectionInfo(None, None, "https")
+        scope = websocket_scope(request(b"/ws?a"), conn, {}, ["chat"])
+        assert scope["type"] == "websocket"
+        assert scope["scheme"] == "wss"
+        assert scope["subprotocols"] == ["chat"]
+        assert scope["query_string"] == b"a"
+        assert "websocket.http.response" in scope["extensions"]
+
+    def test_lifespan_scope(self) -> None:
+        state: dict[str, object] = {}
+        scope = lifespan_scope(state)
+        assert scope["type"] == "lifespan"
+        assert scope["state"] is state
+
+
+class TestProxyHeaders:
+    def test_parse(self) -> None:
+        trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8, ::1, unix-peer")
+        assert "10.1.2.3" in trusted
+        assert "::1" in trusted
+        assert "11.0.0.1" not in trusted
+        assert "unix-peer" in trusted
+        assert "anything" in TrustedProxies.parse("*")
+
+    def test_bad_cidr(self) -> None:
+        with pytest.raises(ConfigError):
+            TrustedProxies.parse("10.0.0.0/99")
+
+    def test_rightmost_untrusted_hop_is_the_client(self) -> None:
+        trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8")
+        headers = [(b"x-forwarded-for", b"6.6.6.6, 1.1.1.1, 10.0.0.2")]
+        client, scheme = apply_proxy_headers(headers, ("127.0.0.1", 1), "http", trusted)
+        assert client == ("1.1.1.1", 0)
+        assert scheme == "http"
+
+    def test_all_hops_trusted_takes_the_leftmost(self) -> None:
+        trusted = TrustedProxies.parse("*")
+        headers = [(b"x-forwarded-for", b"1.1.1.1, 2.2.2.2"), (b"x-forwarded-proto", b"wss")]
+        client, scheme = apply_proxy_headers(headers, ("127.0.0.1", 1), "http", trusted)
+        assert client == ("1.1.1.1", 0)
+        assert scheme == "https"
+
+    def test_untrusted_peer_changes_nothing(self) -> None:
+        trusted = TrustedProxies.parse("10.0.0.1")
+        headers = [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-proto", b"https")]
+        assert apply_proxy_headers(headers, ("9.9.9.9", 1), "http", trusted) == (
+            ("9.9.9.9", 1),
+            "http",
+        )
+
+    def test_bogus_proto_is_ignored_and_ports_stripped(self) -> None:
+        trusted = TrustedProxies.parse("*")
+        headers = [(b"x-forwarded-for", b"[::2]:80"), (b"x-forwarded-proto", b"gopher")]
+        assert apply_proxy_headers(headers, ("127.0.0.1", 1), "http", trusted) == (
+            ("::2", 0),
+            "http",
+        )
+
+
+class TestLifespanCycle:
+    def test_happy_path(self) -> None:
+        cycle = LifespanCycle()
+        assert cycle.next_message() is None
+        cycle.request_startup()
+        assert cycle.next_message() == {"type": "lifespan.startup"}
+        assert cycle.next_message() is None
+        assert cycle.send({"type": "lifespan.startup.complete"}) is LifespanState.STARTED
+        cycle.request_shutdown()
+        assert cycle.next_message() == {"type": "lifespan.shutdown"}
+        assert cycle.send({"type": "lifespan.shutdown.complete"}) is LifespanState.STOPPED
+
+    def test_failure_message(self) -> None:
+        cycle = LifespanCycle()
+        cycle.request_startup()
+        cycle.send({"type": "lifespan.startup.failed", "message": "no db"})
+        assert cycle.state is LifespanState.STARTUP_FAILED
+        assert cycle.message == "no db"
+
+    @pytest.mark.parametrize(
+        "message",
+        [
+            {"type": "lifespan.shutdown.complete"},
+            {"type": "http.response.start"},
+            {"no": "type"},
+        ],
+    )
+    def test_illegal_messages(self, message: dict[str, str]) -> None:
+        cycle = LifespanCycle()
+        cycle.request_startup()
+        with pytest.raises(AppProtocolError):
+            cycle.send(message)
