@@ -1,0 +1,65 @@
+"""``pronghorn.run(app, **settings)``: serve from Python code, as ``uvicorn.run`` does.
+
+``app`` is an ASGI/WSGI callable or a ``"module:attr"`` string; ``settings`` are ``Config``
+field names (``host``, ``port``, ``workers``...). Unlike the CLI, nothing is read from the
+environment or a config file: embedding code says what it means. Failures raise the typed
+errors of :mod:`pronghorn.errors` (the CLI turns those into exit codes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from pronghorn.config import Config
+from pronghorn.errors import ConfigError, StartupError
+
+
+def run(app: Any, **settings: Any) -> None:
+    """Serve ``app`` until interrupted."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"run() got unknown setting(s): {', '.join(unknown)}")
+    app_object = None
+    if isinstance(app, str):
+        settings["app"] = app
+    else:
+        app_object = app
+    config = Config(**settings)
+
+    from pronghorn import logging as pronghorn_logging
+
+    pronghorn_logging.configure(config)
+    serve(config, app_object)
+
+
+def serve(config: Config, app: object | None = None) -> int:
+    """Serve with a configured ``Config``: in this process, or under the supervisor when
+    reloading or running several workers. Returns the exit code."""
+    if config.reload or config.workers > 1:
+        if app is not None:
+            # Workers and reloads import the app afresh in each process.
+            raise ConfigError(
+                "pass the app as an import string ('module:attr') to use reload or workers"
+            )
+        return _supervise(config)
+
+    from pronghorn.importer import load_app
+    from pronghorn.server.server import Server
+
+    # An object is wrapped like an imported APP (factory, ASGI 2 / WSGI detection); with no
+    # object the server imports config.app itself.
+    server = Server(config, app=load_app(config, app) if app is not None else None)
+    return server.run()
+
+
+def _supervise(config: Config) -> int:
+    # Imported by name: the supervisor is only loaded when asked for, and its entry point is
+    # the one thing this module relies on.
+    supervisor = importlib.import_module("pronghorn.supervisor")
+    run_supervisor = getattr(supervisor, "run", None)
+    if run_supervisor is None:
+        raise StartupError("--reload and --workers need pronghorn.supervisor, which is missing")
+    return int(run_supervisor(config) or 0)
