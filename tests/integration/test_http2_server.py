@@ -262,10 +262,15 @@ def test_rapid_reset_gets_goaway() -> None:
 def test_continuation_flood_gets_goaway() -> None:
     from hyperframe.frame import ContinuationFrame, HeadersFrame
 
-    with serve(hello) as server, H2Client(server.port) as client:
-        client.send_raw(HeadersFrame(1, data=b"\x82").serialize())
-        for _ in range(10):
-            client.send_raw(ContinuationFrame(1, data=b"\x00" * 16000).serialize())
+    # Cap 16 KiB + slack: the second CONTINUATION passes it. Send no more than that, so the
+    # server has read everything when it closes (unread input would make the close a RST).
+    with (
+        serve(hello, http2_max_header_list_size=16384) as server,
+        H2Client(server.port) as client,
+    ):
+        flood = HeadersFrame(1, data=b"\x82").serialize()
+        flood += ContinuationFrame(1, data=b"\x00" * 16000).serialize() * 2
+        client.send_raw(flood)
         client.read_until(lambda events: bool(client.of(h2.events.ConnectionTerminated)))
         goaways = client.of(h2.events.ConnectionTerminated)
         assert goaways
