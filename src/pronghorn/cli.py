@@ -17,7 +17,7 @@ import argparse
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
@@ -215,6 +215,23 @@ def parse_cli(argv: Sequence[str]) -> tuple[dict[str, Any], Path | None]:
     return values, Path(config_file) if config_file else None
 
 
+def load_settings(
+    values: Mapping[str, Any],
+    config_file: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    directory: Path | None = None,
+) -> config.Config:
+    """Merge CLI values with the environment and config file (``config.load``).
+
+    ``config.load`` reads a None CLI value as "not given"; a user who typed ``--x none`` did
+    give it, so those are applied on top, over whatever the environment or file said.
+    """
+    settings = config.load(values, environ=environ, config_file=config_file, directory=directory)
+    explicit_none = {name: None for name, value in values.items() if value is None}
+    return config.replace(settings, **explicit_none) if explicit_none else settings
+
+
 def _fail(exc: BaseException, code: int, *, debug: bool) -> int:
     if debug and exc.__cause__ is not None:
         traceback.print_exception(exc.__cause__, file=sys.stderr)
@@ -226,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run pronghorn from the command line; returns the process exit code."""
     values, config_file = parse_cli(sys.argv[1:] if argv is None else argv)
     try:
-        settings = config.load(values, config_file=config_file)
+        settings = load_settings(values, config_file)
     except ConfigError as exc:
         return _fail(exc, 2, debug=False)
 

@@ -200,12 +200,12 @@ def detect_interface(app: Any) -> str:
     (``environ, start_response``) is WSGI, anything else is taken for ASGI 3 (a plain function
     returning the awaitable, as some middleware is written).
     """
+    if inspect.isclass(app):
+        # Calling a class creates an instance: ``Class(scope)`` is the ASGI 2 shape (its async
+        # ``__call__`` is the instance's, not the app's); an awaitable class is ASGI 3.
+        return "asgi3" if hasattr(app, "__await__") else "asgi2"
     if _is_coroutine_callable(app):
         return "asgi3"
-    if inspect.isclass(app):
-        # Instantiating the class with the scope is the ASGI 2 shape; an awaitable class
-        # instance (``__await__``) is ASGI 3.
-        return "asgi3" if hasattr(app, "__await__") else "asgi2"
     count = _positional_count(app)
     if count == 1:
         return "asgi2"

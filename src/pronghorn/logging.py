@@ -25,6 +25,7 @@ characters ``\\x1b``) so a client cannot forge log lines or drive the terminal.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import logging
@@ -171,11 +172,11 @@ class DefaultFormatter(_CachedTimeMixin, logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         if self.use_colors:
+            # A copy: the record is shared with every other handler, which must not see colour.
+            record = copy.copy(record)
+            name = record.levelname
             colour = _LEVEL_COLOURS.get(record.levelno, "")
-            padded = f"{record.levelname:<8}"
-            record.__dict__["levelname"] = (
-                f"{colour}{record.levelname}{_RESET}" + padded[len(record.levelname) :]
-            )
+            record.levelname = f"{colour}{name}{_RESET}" + " " * max(0, 8 - len(name))
         return super().formatMessage(record)
 
 
