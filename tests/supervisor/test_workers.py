@@ -293,3 +293,79 @@ def test_worker_main_usage() -> None:
     )
     assert result.returncode == 2
     assert b"usage" in result.stderr
+
+
+def get_unix(path: Path) -> str:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode()
+
+
+def test_reuse_port_several_binds_and_uds(app_dir: Path) -> None:
+    uds = app_dir / "app.sock"
+    server = start(
+        app_dir, "--workers", "2", "--reuse-port", "--bind", "127.0.0.1:0",
+        "--bind", f"unix:{uds}", "--uds-permissions", "600",
+    )  # fmt: skip
+    try:
+        port = server.port()
+        server.wait_serving(2)
+        assert get_unix(uds).startswith("HTTP/1.1 200")
+        assert oct(uds.stat().st_mode & 0o777) == "0o600"
+        pids = {served_by(get(port)[1]) for _ in range(40)}
+        assert pids == set(server.worker_pids())  # each worker's own socket gets connections
+        with Load(port) as load:
+            server.signal(signal.SIGHUP)
+            server.wait_log(r"Stopped worker process", 20, count=2)
+            time.sleep(0.2)
+        assert load.failures == []
+        server.signal(signal.SIGTERM)
+        assert server.wait(15) == 0
+        assert not uds.exists()  # the supervisor bound it, so it removes it
+    finally:
+        server.stop()
+
+
+def test_second_signal_forces_exit(app_dir: Path) -> None:
+    server = start(app_dir, "--workers", "2", "--timeout-graceful-shutdown", "30")
+    try:
+        port = server.port()
+        server.wait_serving(2)
+        pids = server.worker_pids()
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(get, port, "/slow?20")
+            time.sleep(0.3)
+            server.signal(signal.SIGINT)
+            server.wait_log("stopping the workers", 5)
+            started = time.monotonic()
+            server.signal(signal.SIGINT)
+            assert server.wait(5) == 1
+            assert time.monotonic() - started < 3
+            with pytest.raises(ConnectionError):
+                slow.result(10)
+        assert not any(alive(pid) for pid in pids)
+    finally:
+        server.stop()
+
+
+def test_max_rss_replaces_the_worker_gracefully(app_dir: Path) -> None:
+    # Every interpreter is past 1 MiB, so each worker is replaced once it has served a moment.
+    server = start(
+        app_dir, "--workers", "2", "--limit-max-rss", "1", "--timeout-worker-healthcheck", "2"
+    )
+    try:
+        port = server.port()
+        server.wait_serving(2)
+        first = set(server.worker_pids())
+        with Load(port) as load:
+            server.wait_log(r"over --limit-max-rss 1; replacing it", 5)
+            server.wait_log(r"Stopped worker process", 10)
+        assert load.failures == []
+        assert set(server.worker_pids()) - first
+    finally:
+        server.stop()
