@@ -90,7 +90,8 @@ def _client_text(scope: Scope) -> str:
 
 def render_page(scope: Scope) -> bytes:
     try:
-        loop = type(asyncio.get_running_loop()).__name__
+        loop_class = type(asyncio.get_running_loop())
+        loop = f"{loop_class.__module__}.{loop_class.__qualname__}"  # e.g. uvloop.Loop
     except RuntimeError:
         loop = "none"
     return _PAGE.format(
