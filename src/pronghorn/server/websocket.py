@@ -320,7 +320,10 @@ class WebSocketExchange:
             codec = self.codec
             assert codec is not None  # the cycle only allows sends once accepted
             codec.send(event)
-            self._write_codec(codec)
+            # While received messages still wait for the app, its replies are batched into one
+            # write at the loop's turn; the reply to the last one goes out at once (a ping-pong
+            # exchange would otherwise wait a loop iteration per message).
+            self._write_codec(codec, flush=not self.cycle.queued)
         elif isinstance(event, CloseWebSocket):
             codec = self.codec
             assert codec is not None
