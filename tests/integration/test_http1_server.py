@@ -338,6 +338,30 @@ def test_wrong_message_order_raises_a_typed_error(serve: Serve) -> None:
     assert isinstance(errors[0], AppProtocolError)
 
 
+@pytest.mark.parametrize(
+    "headers", [[("a", "b")], [(b"a",)], [(b"x", b"a\r\nset-cookie: evil")], [(b"bad name", b"v")]]
+)
+def test_invalid_response_headers_raise_in_send(serve: Serve, headers: list[Any]) -> None:
+    errors: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            await send({"type": "http.response.body", "body": b"x"})
+        except Exception as exc:
+            errors.append(exc)
+            raise
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = recv_until_closed(sock)
+    assert b"set-cookie" not in data
+    from pronghorn.errors import AppProtocolError
+
+    assert isinstance(errors[0], AppProtocolError)
+
+
 def test_content_length_mismatch_closes(serve: Serve) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(

@@ -195,12 +195,16 @@ class HTTPCycle:
                 raise AppProtocolError("Status 101 is for websocket scopes only")
             raise AppProtocolError(f"http.response.start needs an int status 200-599: {status!r}")
         headers = message.get("headers")
-        headers = _headers(headers, "http.response.start headers") if headers else []
+        if type(headers) is not list:
+            # Lists go straight to the core, whose encoder checks every name and value anyway.
+            headers = _headers(headers, "http.response.start headers")
         trailers = bool(message.get("trailers", False))
         self._trailers_expected = trailers
         self.status = status
-        self.send_state = SendState.BODY
+        # Emit before changing state: if the core refuses the message, the cycle still knows
+        # the response did not go out (and the app's exit answers 500 or resets).
         self._emit(Response(self.stream_id, status, headers, trailers))
+        self.send_state = SendState.BODY
 
     def _on_body(self, message: AppMessage) -> None:
         body = message.get("body", b"")
@@ -214,12 +218,12 @@ class HTTPCycle:
             self._emit(Body(self.stream_id, body, False))
             return
         if self._trailers_expected:
-            self.send_state = SendState.TRAILERS
             if body:
                 self._emit(Body(self.stream_id, body, False))
+            self.send_state = SendState.TRAILERS
             return
-        self.send_state = SendState.DONE
         self._emit(Body(self.stream_id, body, True))
+        self.send_state = SendState.DONE
 
     def _on_pathsend(self, message: AppMessage) -> str:
         path = message.get("path")
@@ -239,8 +243,8 @@ class HTTPCycle:
         self._trailers_buffer.extend(headers)
         if message.get("more_trailers", False):
             return
-        self.send_state = SendState.DONE
         self._emit(Trailers(self.stream_id, self._trailers_buffer))
+        self.send_state = SendState.DONE
 
     def _on_early_hint(self, message: AppMessage) -> None:
         links = message.get("links")

@@ -54,12 +54,11 @@ class TrustedProxies:
         return any(address in network for network in self.networks)
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The last value of ``name``, joining repeated fields as the RFC allows."""
-    values = [value for key, value in headers if key == name]
-    if not values:
-        return None
-    return b",".join(values)
+def peer_is_trusted(client: tuple[str, int] | None, trusted: TrustedProxies) -> bool:
+    """Whether this peer may speak for the client (computed once per connection)."""
+    if client is None:
+        return trusted.trust_all  # a UNIX socket peer has no address: only '*' trusts it
+    return client[0] in trusted
 
 
 def apply_proxy_headers(
@@ -67,23 +66,29 @@ def apply_proxy_headers(
     client: tuple[str, int] | None,
     scheme: str,
     trusted: TrustedProxies,
+    *,
+    peer_trusted: bool | None = None,
 ) -> tuple[tuple[str, int] | None, str]:
     """The client address and scheme the request really came from."""
-    peer = client[0] if client else None
-    if peer is None and not trusted.trust_all:
+    if peer_trusted is None:
+        peer_trusted = peer_is_trusted(client, trusted)
+    if not peer_trusted:
         return client, scheme
-    if peer is not None and peer not in trusted:
-        return client, scheme
-    proto = _header(headers, b"x-forwarded-proto")
-    if proto is not None:
-        value = proto.decode("latin-1").rsplit(",", 1)[-1].strip().lower()
+    protos: list[bytes] = []
+    hops: list[bytes] = []
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            hops.append(value)
+        elif name == b"x-forwarded-proto":
+            protos.append(value)
+    if protos:
+        value = b",".join(protos).decode("latin-1").rsplit(",", 1)[-1].strip().lower()
         if value in ("http", "https", "ws", "wss"):
             scheme = "https" if value in ("https", "wss") else "http"
-    forwarded_for = _header(headers, b"x-forwarded-for")
-    if forwarded_for is not None:
-        hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",")]
+    if hops:
         chosen: str | None = None
-        for hop in reversed(hops):
+        for hop in reversed(b",".join(hops).decode("latin-1").split(",")):
+            hop = hop.strip()
             if not hop:
                 continue
             chosen = hop

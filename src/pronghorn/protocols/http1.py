@@ -16,6 +16,7 @@ behind earlier responses, a ``ProtocolViolation`` is emitted and ``should_close`
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -51,8 +52,19 @@ def _status_line(status: int) -> bytes:
 
 STATUS_LINES: dict[int, bytes] = {status.value: _status_line(status.value) for status in HTTPStatus}
 
-#: Response headers that the core owns or must see; the app's value wins over a default.
-_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+#: Response headers the core must see: framing ones, and defaults an app header replaces.
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _DEFAULT = 1, 2, 3, 4
+_FRAMING = {
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"connection": _CONNECTION,
+}
+#: Request headers the core interprets; every other one passes through untouched.
+_REQUEST_FIELDS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"connection")
+)
+#: A response header block as RFC 9110 allows it: token names, values without CR, LF or NUL.
+_VALID_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\x00]*\r\n)*")
 
 
 class DefaultHeaders:
@@ -62,11 +74,12 @@ class DefaultHeaders:
     connection at once; the cores only read ``h1_block`` and ``pairs``.
     """
 
-    __slots__ = ("_static", "date", "h1_block", "names", "pairs")
+    __slots__ = ("_static", "date", "h1_block", "names", "pairs", "special")
 
     def __init__(self, static: Headers) -> None:
         self._static = list(static)
         self.names = frozenset(name.lower() for name, _ in static) | {b"date"}
+        self.special = {**dict.fromkeys(self.names, _DEFAULT), **_FRAMING}
         self.date: bytes | None = None
         self.pairs: Headers = []
         self.h1_block = b""
@@ -75,6 +88,7 @@ class DefaultHeaders:
     def set_date(self, value: bytes | None) -> None:
         if value is None:
             self.names = self.names - {b"date"}
+            self.special = {**dict.fromkeys(self.names, _DEFAULT), **_FRAMING}
         self.date = value
         self._rebuild()
 
@@ -322,7 +336,10 @@ class HTTP1Connection:
         expect_continue = False
         upgrade: bytes | None = None
         connection_upgrade = False
+        fields = _REQUEST_FIELDS
         for name, value in headers:
+            if name not in fields:
+                continue
             if name == b"host":
                 host_count += 1
             elif name == b"content-length":
@@ -495,47 +512,50 @@ class HTTP1Connection:
         assert event is not None
         self._pending_head = None
         defaults = self._defaults
-        parts = [STATUS_LINES.get(event.status) or _status_line(event.status)]
-        default_names = defaults.names
+        special = defaults.special
+        lines = []
         overridden: set[bytes] | None = None
         content_length: int | None = None
         chunked = False
         keep_alive = self._keep_alive and not self._stopped_for_close()
         for name, value in event.headers:
-            if _has_bad_byte(name) or _has_bad_byte(value) or b":" in name or b" " in name:
-                raise ValueError(f"Invalid response header {name!r}: {value!r}")
-            lowered = name.lower()
-            if lowered in _FRAMING:
-                if lowered == b"content-length":
+            kind = special.get(name.lower())
+            if kind is not None:
+                if kind == _CONTENT_LENGTH:
                     try:
                         content_length = int(value)
                     except ValueError:
                         raise ValueError(f"Invalid content-length {value!r}") from None
-                elif lowered == b"transfer-encoding":
+                elif kind == _TRANSFER_ENCODING:
                     if b"chunked" in value.lower():
                         chunked = True
-                        continue  # the core frames the body; it writes its own header
-                elif b"close" in value.lower():
-                    keep_alive = False
-                    continue
-            elif lowered in default_names:
-                if overridden is None:
-                    overridden = set()
-                overridden.add(lowered)
-            parts.append(b"%s: %s\r\n" % (name, value))
+                        continue  # the core frames the body and writes its own header
+                elif kind == _CONNECTION:
+                    if b"close" in value.lower():
+                        keep_alive = False
+                        continue
+                else:
+                    if overridden is None:
+                        overridden = set()
+                    overridden.add(name.lower())
+            lines.append(b"%s: %s\r\n" % (name, value))
+        block = b"".join(lines)
+        # One C-speed pass validates every name and value: no CR/LF/NUL can split the head.
+        if block.count(b"\n") != len(lines) or _VALID_BLOCK.fullmatch(block) is None:
+            raise ValueError(f"Invalid response header in {event.headers!r}")
         if overridden is None:
-            parts.insert(1, defaults.h1_block)
+            defaults_block = defaults.h1_block
         else:
-            parts[1:1] = [
+            defaults_block = b"".join(
                 b"%s: %s\r\n" % pair for pair in defaults.pairs if pair[0] not in overridden
-            ]
+            )
+        framing = b""
         if self._no_body:
-            self._remaining = None
             chunked = False
         elif content_length is None and not chunked and not event.trailers_expected:
             if first is not None and first.end:
                 content_length = len(first.data)
-                parts.append(b"content-length: %d\r\n" % content_length)
+                framing = b"content-length: %d\r\n" % content_length
             elif self._http10:
                 keep_alive = False  # close-delimited body
             else:
@@ -547,16 +567,21 @@ class HTTP1Connection:
             chunked = False
             keep_alive = False
         if chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
+            framing += b"transfer-encoding: chunked\r\n"
         if not keep_alive:
-            parts.append(b"connection: close\r\n")
+            framing += b"connection: close\r\n"
         elif self._http10:
-            parts.append(b"connection: keep-alive\r\n")
+            framing += b"connection: keep-alive\r\n"
         self._keep_alive = keep_alive
         self._chunked_response = chunked
         self._remaining = None if self._no_body or chunked else content_length
-        parts.append(b"\r\n")
-        self._out.append(b"".join(parts))
+        self._out.append(
+            (STATUS_LINES.get(event.status) or _status_line(event.status))
+            + defaults_block
+            + block
+            + framing
+            + b"\r\n"
+        )
         self._send_state = _Send.BODY
 
     def _stopped_for_close(self) -> bool:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from pronghorn.asgi.proxy_headers import apply_proxy_headers
+from pronghorn.asgi.proxy_headers import apply_proxy_headers, peer_is_trusted
 from pronghorn.asgi.scope import ConnectionInfo
 from pronghorn.protocols.events import (
     BodyReceived,
@@ -134,7 +134,7 @@ class ConnectionProtocol(asyncio.Protocol):
         if trusted is not None:
             client = self.conn_info.client
             # A UNIX socket peer has no address: only '*' trusts it.
-            self._peer_trusted = trusted.trust_all if client is None else client[0] in trusted
+            self._peer_trusted = peer_is_trusted(client, trusted)
         if config.http2:
             select_core(self, ssl_object)  # ALPN h2, or sniff for the prior-knowledge preface
         self._set_timer(_HEADER, config.timeout_request_header)
@@ -231,7 +231,7 @@ class ConnectionProtocol(asyncio.Protocol):
         conn = self.conn_info
         if server.trusted is not None and self._peer_trusted:
             client, scheme = apply_proxy_headers(
-                request.headers, conn.client, conn.scheme, server.trusted
+                request.headers, conn.client, conn.scheme, server.trusted, peer_trusted=True
             )
             if client != conn.client or scheme != conn.scheme:
                 conn = ConnectionInfo(
