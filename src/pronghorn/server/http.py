@@ -104,8 +104,6 @@ class HTTPExchange:
             logger.exception("Exception in ASGI application")
         finally:
             server.exchanges.discard(self)
-            if self.h2 is not None:
-                self.h2.app_finished(self.stream_id)  # frees the stream's slot (rapid reset)
             cycle = self.cycle
             if not cycle.response_complete:
                 if not failed and not cycle.response_started and not cycle.disconnected_flag:
@@ -113,6 +111,10 @@ class HTTPExchange:
                 cycle.app_finished(failed)
                 if not cycle.disconnected_flag:
                     self._response_done()
+            if self.h2 is not None:
+                # After the cycle's own ending (the 500 or the reset): the core resets a stream
+                # whose response is unfinished when told the app is done, which would drop it.
+                self.h2.app_finished(self.stream_id)  # frees the stream's slot (rapid reset)
 
     # ------------------------------------------------------------------ inbound (core events)
     def body_received(self, data: bytes) -> None:
