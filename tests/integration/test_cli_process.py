@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 import pronghorn
+from pronghorn.errors import ConfigError
 
 SRC = str(Path(pronghorn.__file__).resolve().parent.parent)
 STARTUP = re.compile(r"Pronghorn running on (http://127\.0\.0\.1:(\d+)) \(Press CTRL\+C to quit\)")
@@ -35,9 +36,15 @@ def environment(**extra: str) -> dict[str, str]:
 class Pronghorn:
     """A pronghorn process whose output lines are collected by reader threads (bounded waits)."""
 
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        program: tuple[str, ...] = ("-m", "pronghorn"),
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pronghorn", *args],
+            [sys.executable, *program, *args],
             cwd=cwd,
             env=env or environment(),
             stdin=subprocess.DEVNULL,
@@ -278,3 +285,43 @@ def test_version_and_help(tmp_path: Path) -> None:
     help_text = run_to_exit("--help", cwd=tmp_path)
     assert help_text.returncode == 0
     assert "--proxy-headers, --no-proxy-headers" in help_text.stdout
+
+
+# --------------------------------------------------------------------------- pronghorn.run()
+RUN_SCRIPT = """
+import sys
+import flask
+import pronghorn
+
+async def asgi_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"asgi object"})
+
+wsgi_app = flask.Flask(__name__)
+wsgi_app.get("/")(lambda: "wsgi object")
+
+if __name__ == "__main__":
+    target = {"asgi": asgi_app, "wsgi": wsgi_app, "string": "embedded:asgi_app"}[sys.argv[1]]
+    pronghorn.run(target, port=0, lifespan="off", access_log=False)
+"""
+
+
+@pytest.mark.parametrize(("kind", "body"), [("asgi", "asgi object"), ("wsgi", "wsgi object"),
+                                            ("string", "asgi object")])  # fmt: skip
+def test_run_embedding(kind: str, body: str, processes: list[Pronghorn], tmp_path: Path) -> None:
+    (tmp_path / "embedded.py").write_text(RUN_SCRIPT)
+    process = Pronghorn(kind, cwd=tmp_path, program=("embedded.py",))
+    processes.append(process)
+    url = process.wait_for_line(STARTUP).group(1)
+    assert httpx.get(url + "/", timeout=5).text == body
+    process.proc.send_signal(signal.SIGINT)
+    assert process.finish() == 0
+
+
+def test_run_rejects_unknown_settings() -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting.*: prot"):
+        pronghorn.run("x:app", prot=1)
+    with pytest.raises(ConfigError, match="import string"):
+        pronghorn.run(lambda scope, receive, send: None, workers=2)
