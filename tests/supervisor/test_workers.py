@@ -369,3 +369,17 @@ def test_max_rss_replaces_the_worker_gracefully(app_dir: Path) -> None:
         assert set(server.worker_pids()) - first
     finally:
         server.stop()
+
+
+def test_workers_leave_when_the_supervisor_is_killed(app_dir: Path) -> None:
+    server = start(app_dir, "--workers", "2")
+    try:
+        server.port()
+        server.wait_serving(2)
+        pids = server.worker_pids()
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(5)
+        # End of file on the control channel: each worker drains and exits by itself.
+        wait_for(lambda: not any(alive(pid) for pid in pids), 10, "the orphaned workers to exit")
+    finally:
+        server.stop()

@@ -23,6 +23,7 @@ from pronghorn.config import Config
 # Exit statuses of a worker process. 3 matches the server's status for a failed lifespan startup
 # and gunicorn's "worker failed to boot"; 75 is EX_TEMPFAIL from sysexits.h: "try again".
 EXIT_OK = 0
+EXIT_CRASHED = 1
 EXIT_STARTUP_FAILED = 3
 EXIT_RECYCLE = 75
 

@@ -50,18 +50,11 @@ class Worker:
         self._reader = channel.LineReader(control)
 
     def run(self, sockets: list[socket.socket]) -> int:
-        from pronghorn.importer import load_app
         from pronghorn.server.server import Server, new_event_loop
 
-        try:
-            app = load_app(self.config)
-        except PronghornError as exc:
-            logger.error("%s", exc)
-            return channel.EXIT_STARTUP_FAILED
-        except Exception:
-            logger.exception("The app could not be loaded")
-            return channel.EXIT_STARTUP_FAILED
-        self.server = server = Server(self.config, app)
+        # The server imports the app inside its loop, as it does when serving in-process, so an
+        # app behaves the same with one worker or many.
+        self.server = server = Server(self.config)
         server.on_started.append(self._on_started)
         loop = new_event_loop(self.config.loop)
         asyncio.set_event_loop(loop)
@@ -70,9 +63,12 @@ class Worker:
             self.control.setblocking(False)
             loop.add_reader(self.control.fileno(), self._on_control)
             loop.run_until_complete(server.serve(sockets))
-        except PronghornError as exc:
+        except PronghornError as exc:  # the app did not import, a TLS file is missing...
             logger.error("%s", exc)
             return channel.EXIT_STARTUP_FAILED
+        except Exception:
+            logger.exception("Worker failed")
+            return channel.EXIT_STARTUP_FAILED if not server.started else channel.EXIT_CRASHED
         finally:
             loop.remove_reader(self.control.fileno())
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -9,10 +9,10 @@ Policy:
 - a worker that dies is replaced at once the first time, then with doubling backoff while its
   slot keeps crashing; one that exits by itself (request limit) is replaced at once;
 - a worker that leaves a health ping unanswered for ``--timeout-worker-healthcheck`` is killed;
-- a worker whose app fails to start (status 3, or no ``ready`` within
-  ``--timeout-worker-startup``) stops the whole server with status 3, except during a rolling
-  restart, where the old workers keep serving and the restart is abandoned, and under
-  ``--reload``, where the next file change tries again;
+- a worker that exits before it serves (its app failed to import or to start, or no ``ready``
+  within ``--timeout-worker-startup``) stops the whole server with status 3 instead of looping,
+  except during a rolling restart, where the old workers keep serving and the restart is
+  abandoned, and under ``--reload``, where the next file change tries again;
 - SIGHUP replaces the workers one at a time, each new one serving before its old one drains;
   a worker past ``--limit-max-rss`` is replaced the same way.
 """
@@ -365,13 +365,13 @@ class Supervisor:
             if not worker.killed:
                 logger.info("Stopped worker process [%d]", worker.pid)
         elif worker.ready_at is None:
-            self._on_failed_start(worker, status, described)
+            self._on_failed_start(worker, described)
         elif status in (channel.EXIT_RECYCLE, channel.EXIT_OK) and not worker.killed:
             logger.info("Worker process [%d] finished; replacing it", worker.pid)
         else:
             self._on_crash(worker, described, now)
 
-    def _on_failed_start(self, worker: Worker, status: int, described: str) -> None:
+    def _on_failed_start(self, worker: Worker, described: str) -> None:
         if worker.replaces is not None:
             logger.error(
                 "New worker [%d] failed to start (%s); the old workers keep serving",
@@ -384,11 +384,11 @@ class Supervisor:
                 "Worker [%d] failed to start (%s); waiting for file changes", worker.pid, described
             )
             self.waiting_for_change = True
-        elif status == channel.EXIT_STARTUP_FAILED or worker.killed:
+        else:
+            # Whatever the cause (status 3, an exception, no "ready" in time, a signal), starting
+            # again would most likely fail again: stop instead of looping.
             logger.error("Worker [%d] failed to start (%s); shutting down", worker.pid, described)
             self.shutdown(time.monotonic(), channel.EXIT_STARTUP_FAILED)
-        else:
-            self._on_crash(worker, described, time.monotonic())
 
     def _on_crash(self, worker: Worker, described: str, now: float) -> None:
         self.crashes[worker.slot] += 1
