@@ -338,6 +338,32 @@ class TestHandshake:
 
 # --------------------------------------------------------------------------- clients
 class TestClients:
+    def test_wss_over_tls(self, tmp_path: Any) -> None:
+        import ssl
+
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+        client_context = ssl.create_default_context()
+        ca.configure_trust(client_context)
+        schemes: list[str] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            schemes.append(scope["scheme"])
+            await echo(scope, receive, send)
+
+        async def client(port: int) -> None:
+            async with connect(f"wss://127.0.0.1:{port}/ws", ssl=client_context) as ws:
+                await ws.send("secure")
+                assert await ws.recv() == "secure"
+
+        pem = str(tmp_path / "server.pem")
+        with serve(app, ssl_certfile=pem, ssl_keyfile=pem) as server:
+            run(client(server.port))
+        assert schemes == ["wss"]
+
     def test_aiohttp_client_with_compression(self) -> None:
         async def client(url: str) -> None:
             async with (
