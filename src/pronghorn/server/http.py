@@ -178,6 +178,13 @@ class HTTPExchange:
         if cycle.bytes_sent - self._flushed_mark > FLUSH_THRESHOLD:
             self._flushed_mark = cycle.bytes_sent
             protocol.flush()
+            if not protocol.write_paused:
+                # Give the loop a turn per flushed chunk. Over TLS a peer's reset does not
+                # pause writing (the TLS layer drops what its dead socket cannot take), so an
+                # app sending in a loop would never await and connection_lost could not run.
+                await asyncio.sleep(0)
+                if cycle.disconnected_flag or protocol.closed:
+                    raise ClientDisconnected("the client disconnected")
         else:
             protocol.schedule_flush()
         if protocol.write_paused:
