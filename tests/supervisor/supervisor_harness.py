@@ -19,7 +19,8 @@ from typing import Any
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # A small app that says who served it. /slow?S sleeps S seconds in the loop; /block?S blocks the
-# loop (a hung worker); lifespan startup fails when the FAIL_STARTUP variable is set.
+# loop (a hung worker); lifespan startup fails when the FAIL_STARTUP variable is set and takes
+# SLOW_STARTUP seconds.
 APP = textwrap.dedent(
     """
     import asyncio, os, time
@@ -31,6 +32,7 @@ APP = textwrap.dedent(
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    await asyncio.sleep(float(os.environ.get("SLOW_STARTUP", 0)))
                     if os.environ.get("FAIL_STARTUP"):
                         await send({"type": "lifespan.startup.failed", "message": "no database"})
                     else:
@@ -102,11 +104,11 @@ class Pronghorn:
         argv: list[str] | None = None,
     ) -> None:
         self.log_path = cwd / f"pronghorn-{time.monotonic_ns()}.log"
-        environment = {**os.environ, **(env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+        environment = {**inherited, **(env or {})}
         environment["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(SRC), environment.get("PYTHONPATH", "")) if p
         )
-        environment.pop("WEB_CONCURRENCY", None)
         command = argv or [sys.executable, "-m", "pronghorn"]
         self._log = self.log_path.open("wb")
         # Its own session: signals from the terminal running pytest do not reach it, and stop()

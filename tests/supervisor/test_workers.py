@@ -195,7 +195,7 @@ def test_hung_worker_is_killed_and_replaced(app_dir: Path) -> None:
 
 
 def test_sigterm_lets_the_in_flight_request_finish(app_dir: Path) -> None:
-    server = start(app_dir, "--workers", "2")
+    server = start(app_dir, env={"WEB_CONCURRENCY": "2"})
     try:
         port = server.port()
         server.wait_serving(2)
@@ -219,6 +219,31 @@ def test_app_that_fails_to_start_exits_3(app_dir: Path) -> None:
         assert server.wait(20) == 3
         assert "failed to start" in server.log
         assert server.log.count("Started worker process") == 2  # no restart loop
+    finally:
+        server.stop()
+
+
+def test_worker_too_slow_to_start_exits_3(app_dir: Path) -> None:
+    server = start(
+        app_dir, "--workers", "2", "--timeout-worker-startup", "1", env={"SLOW_STARTUP": "30"}
+    )
+    try:
+        assert server.wait(15) == 3
+        assert "did not start in time" in server.log
+        assert "Traceback" not in server.log
+    finally:
+        server.stop()
+
+
+def test_sigterm_during_a_slow_startup_exits_promptly(app_dir: Path) -> None:
+    server = start(app_dir, "--workers", "2", env={"SLOW_STARTUP": "30"})
+    try:
+        server.port()
+        wait_for(lambda: len(server.worker_pids()) == 2, 10, "two workers starting")
+        time.sleep(1.0)  # inside lifespan startup by now
+        server.signal(signal.SIGTERM)
+        assert server.wait(5) == 0
+        assert "Traceback" not in server.log
     finally:
         server.stop()
 

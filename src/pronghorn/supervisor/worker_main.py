@@ -47,6 +47,7 @@ class Worker:
         self.control = control
         self.stop_requested = False
         self.server: Server | None = None
+        self._serving: asyncio.Task[None] | None = None
         self._reader = channel.LineReader(control)
 
     def run(self, sockets: list[socket.socket]) -> int:
@@ -62,7 +63,10 @@ class Worker:
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
             self.control.setblocking(False)
             loop.add_reader(self.control.fileno(), self._on_control)
-            loop.run_until_complete(server.serve(sockets))
+            self._serving = loop.create_task(server.serve(sockets))
+            loop.run_until_complete(self._serving)
+        except asyncio.CancelledError:  # asked to stop before serving
+            return channel.EXIT_OK
         except PronghornError as exc:  # the app did not import, a TLS file is missing...
             logger.error("%s", exc)
             return channel.EXIT_STARTUP_FAILED
@@ -71,6 +75,7 @@ class Worker:
             return channel.EXIT_STARTUP_FAILED if not server.started else channel.EXIT_CRASHED
         finally:
             loop.remove_reader(self.control.fileno())
+            _cancel_remaining_tasks(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
             asyncio.set_event_loop(None)
             loop.close()
@@ -79,9 +84,15 @@ class Worker:
         return channel.EXIT_OK if self.stop_requested else channel.EXIT_RECYCLE
 
     def request_stop(self) -> None:
-        if not self.stop_requested and self.server is not None:
-            self.stop_requested = True
+        if self.stop_requested or self.server is None:
+            return
+        self.stop_requested = True
+        if self.server.started:
             self.server.request_shutdown()
+        elif self._serving is not None:
+            # Nothing is in flight before serving starts; waiting out a slow import or lifespan
+            # startup would only delay a reload or a shutdown.
+            self._serving.cancel()
 
     def _on_started(self, server: Server) -> None:
         self._send(channel.ready())
@@ -102,6 +113,15 @@ class Worker:
         # The supervisor is gone or not reading; end of file will tell us.
         with contextlib.suppress(OSError):
             self.control.send(message)
+
+
+def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Tasks the app left behind (a cancelled startup's lifespan task) end with the loop."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
 
 
 def main(argv: list[str] | None = None) -> int:

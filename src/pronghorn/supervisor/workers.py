@@ -57,7 +57,7 @@ def backoff(crashes: int) -> float:
 
 
 class Supervisor:
-    """Run with :meth:`run`; ``watcher`` (reload) reports changed files through :meth:`wake`."""
+    """Run with :meth:`run`; the reload watcher reports changes through :meth:`files_changed`."""
 
     def __init__(self, config: Config, listeners: list[socket.socket]) -> None:
         self.config = config
