@@ -80,6 +80,22 @@ def run_ws(
     return sample
 
 
+def run_external(
+    workload: Workload, server: RunningServer, duration: int, core: int | None
+) -> Sample:
+    assert workload.external is not None
+    cpu = server.cpu_seconds()
+    result = workload.external(server.port, duration, core)
+    cpu = server.cpu_seconds() - cpu
+    if isinstance(result, int | float):
+        sample = Sample(float(result))
+    else:
+        sample = Sample(float(result["rate"]), result.get("p99_ms"), errors=result.get("errors", 0))
+    if sample.value > 0:
+        sample.server_us = cpu / (sample.value * duration) * 1e6
+    return sample
+
+
 async def _open_idle(
     port: int, count: int
 ) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:

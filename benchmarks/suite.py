@@ -108,7 +108,7 @@ def run(options: Options) -> Results:
                 names.append(name)
         results[workload.name] = cells
         options.progress(f"== {workload.name}: {workload.title} ({', '.join(names)})")
-        if workload.kind in ("wrk", "ws"):
+        if workload.kind in ("wrk", "ws", "external"):
             _run_long_lived(workload, names, cells, options)
         else:
             _run_fresh(workload, names, cells, options)
@@ -172,6 +172,8 @@ def _run_long_lived(
 def _measure_once(workload: Workload, server: RunningServer, options: Options) -> Sample:
     if workload.kind == "wrk":
         sample = measure.run_wrk(workload, server, options.duration, options.client_core)
+    elif workload.kind == "external":
+        sample = measure.run_external(workload, server, options.duration, options.client_core)
     else:
         warmup = max(0.5, options.warmup / 2)
         sample = measure.run_ws(workload, server, options.duration, warmup, options.client_core)

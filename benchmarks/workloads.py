@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from benchmarks import check
 from benchmarks.servers import DEMO_APP, Launch
 
-Kind = Literal["wrk", "ws", "memory", "startup"]
+Kind = Literal["wrk", "ws", "memory", "startup", "external"]
+#: An external measurement: (port, duration s, client core) -> rate, or a mapping with "rate"
+#: and optionally "p99_ms" and "errors".
+External = Callable[[int, int, int | None], float | Mapping[str, Any]]
 
 MIB = 1024 * 1024
 
@@ -35,6 +40,8 @@ class Workload:
     servers: tuple[str, ...] | None = None
     #: Show p99 latency next to throughput.
     show_p99: bool = False
+    #: For kind "external": the function that loads the server and returns its rate.
+    external: External | None = None
 
 
 def _hello_checks(port: int) -> None:
@@ -168,5 +175,37 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
 )
 
+
+def _optional() -> tuple[Workload, ...]:
+    """HTTP/2 hello, when benchmarks/h2_hello.py (owned by the HTTP/2 work) offers ``measure``.
+
+    Contract: ``measure(port, duration, core)`` loads ``benchmarks.apps.hello:app`` served on
+    ``port`` over cleartext HTTP/2 (h2load, prior knowledge) for ``duration`` seconds from
+    ``core`` and returns requests/s (or a mapping with "rate", "p99_ms", "errors"); an
+    optional ``check(port)`` raises if the server does not answer correctly over HTTP/2.
+    """
+    if not (Path(__file__).with_name("h2_hello.py")).exists():
+        return ()
+    try:
+        module = importlib.import_module("benchmarks.h2_hello")
+    except Exception:
+        return ()
+    measure = getattr(module, "measure", None)
+    if not callable(measure):
+        return ()
+    return (
+        Workload(
+            "h2-hello",
+            "HTTP/2 hello (h2load)",
+            "external",
+            HELLO,
+            getattr(module, "check", lambda port: None),
+            "Cleartext HTTP/2 (prior knowledge) hello via h2load; from benchmarks/h2_hello.py.",
+            servers=("pronghorn", "uvicorn", "hypercorn", "granian", "rawref"),
+            external=measure,
+        ),
+    )
+
+
+WORKLOADS = WORKLOADS[:8] + _optional() + WORKLOADS[8:]
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
-QUICK = tuple(w.name for w in WORKLOADS)

@@ -48,6 +48,9 @@ def parse(output: str) -> tuple[float, int, float | None, float | None, int, str
     p99 = _ms(percentiles["99"]) if "99" in percentiles else None
     errors = 0
     notes = []
+    if p99 is None and "Latency Distribution" in output:
+        distribution = output.split("Latency Distribution", 1)[1].splitlines()[1:5]
+        notes.append("p99 unparsed: " + " / ".join(line.strip() for line in distribution))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non2xx:
         errors += int(non2xx.group(1))
