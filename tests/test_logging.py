@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from pronghorn.logging import (
     TRACE,
     AccessFormatter,
     AccessLogger,
+    BufferedStreamHandler,
     DefaultFormatter,
     JSONAccessFormatter,
     configure,
@@ -271,3 +276,83 @@ def test_no_access_log_wins_over_log_config(tmp_path: Path) -> None:
     config_file.write_text(json.dumps({"version": 1, "disable_existing_loggers": False}))
     configure(Config(log_config=str(config_file), access_log=False))
     assert not AccessLogger().enabled
+
+
+def test_json_line_with_quotes_and_backslashes_is_valid() -> None:
+    access, stream = capture(JSONAccessFormatter())
+    access.log('a"b\\c', "GET", '/"quoted"\\path\u00e9', "1.1", 200, 0, 0.001)
+    entry = json.loads(stream.getvalue())
+    assert entry["client"] == 'a"b\\c'
+    assert entry["path"] == '/"quoted"\\path\u00e9'
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}", entry["time"])
+
+
+def test_records_from_the_template_are_fresh() -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger = logging.getLogger("pronghorn.test.records")
+    logger.handlers[:] = [Keep()]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    access = AccessLogger(logger)
+    access.log("a", "GET", "/1", "1.1", 200, 1, 0.0)
+    time.sleep(0.01)
+    access.log("b", "GET", "/2", "1.1", 404, 2, 0.0)
+    first, second = seen
+    assert first.getMessage().startswith("a - ")
+    assert second.getMessage().startswith("b - ")
+    assert second.created > first.created
+    assert second.relativeCreated > first.relativeCreated
+    assert first.name == "pronghorn.test.records"
+    assert first.levelname == "INFO"
+    assert first.process == os.getpid()
+    assert first.thread == threading.get_ident()
+
+
+def test_custom_record_factory_is_honoured() -> None:
+    original = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = original(*args, **kwargs)
+        record.tagged = True
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        access, stream = capture(logging.Formatter("%(tagged)s %(message)s"))
+        access.log("c", "GET", "/", "1.1", 200, 0, 0.0)
+    finally:
+        logging.setLogRecordFactory(original)
+    assert stream.getvalue().startswith("True c - ")
+
+
+def test_buffered_handler_flushes_soon_without_more_lines() -> None:
+    class Stream(io.StringIO):
+        flushed = threading.Event()
+
+        def flush(self) -> None:
+            self.flushed.set()
+
+    stream = Stream()
+    handler = BufferedStreamHandler(stream, interval=0.05)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(logging.LogRecord("x", logging.INFO, "", 0, "one line", None, None))
+    assert stream.getvalue() == "one line\n"
+    assert stream.flushed.wait(5), "the pending line was never flushed"
+    handler.close()
+
+
+def test_default_access_line_matches_the_generic_formatter() -> None:
+    direct, direct_stream = capture(AccessFormatter())
+    direct.log("c", "GET", "/x", "1.1", 200, 5, 0.002)
+    generic, generic_stream = capture(AccessFormatter("%(asctime)s %(message)s"))
+    generic.log("c", "GET", "/x", "1.1", 200, 5, 0.002)
+    assert direct_stream.getvalue().split(" ", 2)[2] == generic_stream.getvalue().split(" ", 2)[2]
+    assert re.fullmatch(
+        r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d c - "GET /x HTTP/1\.1" 200 5 2\.00ms\n',
+        direct_stream.getvalue(),
+    )
