@@ -36,6 +36,7 @@ AppMessage = Mapping[str, Any]
 class SendState(enum.Enum):
     START = "start"  # nothing sent; early hints and pushes allowed
     BODY = "body"  # head sent (or held by the core); body messages flow
+    FILE = "file"  # http.response.pathsend: the shell is sending the file; nothing else may
     TRAILERS = "trailers"  # body complete, trailers announced and still due
     DONE = "done"  # response complete
 
@@ -229,13 +230,17 @@ class HTTPCycle:
         path = message.get("path")
         if not isinstance(path, str):
             raise AppProtocolError("http.response.pathsend needs a str 'path'")
-        self.send_state = SendState.TRAILERS if self._trailers_expected else SendState.DONE
+        # Not DONE yet: if the file cannot be sent, app_finished() must still end the response.
+        self.send_state = SendState.FILE
         return path
 
     def pathsend_done(self) -> None:
         """The shell sent the file; end the body unless trailers follow."""
-        if self.send_state is SendState.DONE:
-            self._emit(Body(self.stream_id, b"", True))
+        if self._trailers_expected:
+            self.send_state = SendState.TRAILERS
+            return
+        self.send_state = SendState.DONE
+        self._emit(Body(self.stream_id, b"", True))
 
     def _on_trailers(self, message: AppMessage) -> None:
         headers = _headers(message.get("headers"), "http.response.trailers headers")
