@@ -9,11 +9,10 @@ errors of :mod:`pronghorn.errors` (the CLI turns those into exit codes).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Any
 
 from pronghorn.config import Config
-from pronghorn.errors import ConfigError, StartupError
+from pronghorn.errors import ConfigError
 
 
 def run(app: Any, **settings: Any) -> None:
@@ -44,7 +43,9 @@ def serve(config: Config, app: object | None = None) -> int:
             raise ConfigError(
                 "pass the app as an import string ('module:attr') to use reload or workers"
             )
-        return _supervise(config)
+        from pronghorn.supervisor import run as supervise
+
+        return supervise(config)
 
     from pronghorn.importer import load_app
     from pronghorn.server.server import Server
@@ -53,13 +54,3 @@ def serve(config: Config, app: object | None = None) -> int:
     # object the server imports config.app itself.
     server = Server(config, app=load_app(config, app) if app is not None else None)
     return server.run()
-
-
-def _supervise(config: Config) -> int:
-    # Imported by name: the supervisor is only loaded when asked for, and its entry point is
-    # the one thing this module relies on.
-    supervisor = importlib.import_module("pronghorn.supervisor")
-    run_supervisor = getattr(supervisor, "run", None)
-    if run_supervisor is None:
-        raise StartupError("--reload and --workers need pronghorn.supervisor, which is missing")
-    return int(run_supervisor(config) or 0)

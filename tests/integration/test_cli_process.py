@@ -197,6 +197,15 @@ def test_wsgi_app_by_detection(processes: list[Pronghorn], tmp_path: Path) -> No
     assert server.finish() == 0
 
 
+def test_workers_go_through_the_supervisor(processes: list[Pronghorn], tmp_path: Path) -> None:
+    server = start(processes, "--workers", "2", "--port", "0", "--no-access-log", cwd=tmp_path)
+    server.wait_for_line(re.compile(r"Started supervisor process \[\d+\]"))
+    url = server.wait_for_line(STARTUP).group(1)
+    assert httpx.get(url + "/", timeout=5).status_code == 200
+    server.proc.send_signal(signal.SIGINT)
+    assert server.finish() == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
