@@ -349,6 +349,7 @@ def test_reuse_port_several_binds_and_uds(app_dir: Path) -> None:
             server.wait_log(r"Stopped worker process", 20, count=2)
             time.sleep(0.2)
         assert load.failures == []
+        assert get_unix(uds).startswith("HTTP/1.1 200")  # no old worker removed the file
         server.signal(signal.SIGTERM)
         assert server.wait(15) == 0
         assert not uds.exists()  # the supervisor bound it, so it removes it
