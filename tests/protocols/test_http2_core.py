@@ -497,6 +497,18 @@ class TestMessages:
         with pytest.raises(LocalProtocolError):
             peer.server.send(Response(stream_id, 200, []))
 
+    def test_long_path_and_many_fields_are_refused_like_http1(self) -> None:
+        peer = Peer(HTTP2Limits(max_path=50, max_headers=3))
+        long_path = peer.request(b"/" + b"a" * 60)
+        many = peer.request(headers=[(b"x-%d" % i, b"v") for i in range(4)])
+        fine = peer.request(b"/ok", headers=[(b"x-1", b"v")])
+        events = peer.exchange()
+        assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [fine]
+        statuses = {
+            e.stream_id: dict(e.headers)[b":status"] for e in peer.of(h2.events.ResponseReceived)
+        }
+        assert statuses == {long_path: b"414", many: b"431"}
+
     def test_body_past_the_limit_gets_413(self) -> None:
         peer = Peer(HTTP2Limits(max_body=10))
         stream_id = peer.request(method=b"POST", body=b"x" * 8, end=False)
@@ -586,6 +598,11 @@ class TestExtendedConnect:
         assert peer.body(stream_id) == b"\x81\x02yo"
         with pytest.raises(LocalProtocolError):
             peer.server.send(WebSocketMessage(stream_id, "text"))
+
+    def test_websocket_off_means_no_extended_connect(self) -> None:
+        peer = Peer(HTTP2Limits(enable_connect_protocol=False))
+        changed = peer.of(h2.events.RemoteSettingsChanged)[0].changed_settings
+        assert changed[S.ENABLE_CONNECT_PROTOCOL].new_value == 0
 
     def test_unknown_protocol_gets_501(self) -> None:
         peer = Peer()

@@ -55,6 +55,7 @@ from pronghorn.protocols.http1 import DefaultHeaders
 from pronghorn.protocols.http2_limits import FloodGuard, FrameScanner, HTTP2Limits
 from pronghorn.protocols.http2_send import H2Sender
 from pronghorn.protocols.http2_stream import (
+    STATUS_CODES,
     H2Stream,
     Send,
     clean_fields,
@@ -134,7 +135,9 @@ class HTTP2Connection:
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: limits.initial_window_size,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
-                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
+                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(
+                    limits.enable_connect_protocol
+                ),
             },
         )
         conn.max_inbound_frame_size = limits.max_frame_size
@@ -292,7 +295,6 @@ class HTTP2Connection:
 
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
-        conn = self._h2
         if self._goaway_last is not None and stream_id > self._goaway_last:
             self._refuse(stream_id, ErrorCodes.REFUSED_STREAM)  # opened after our GOAWAY
             return
@@ -325,11 +327,17 @@ class HTTP2Connection:
         if method is None:  # h2's validation guarantees it; keep the type checker honest
             self._refuse(stream_id, ErrorCodes.PROTOCOL_ERROR)
             return
+        limits = self._limits
         tunnel = method == b"CONNECT"
-        if tunnel and protocol != b"websocket":
+        if tunnel and (protocol != b"websocket" or not limits.enable_connect_protocol):
             # Classic CONNECT proxying and unknown extended-CONNECT protocols are not served.
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
-                conn.send_headers(stream_id, [(b":status", b"501")], end_stream=True)
+            self._answer(stream_id, 501)
+            return
+        if path is not None and len(path) > limits.max_path:
+            self._answer(stream_id, 414)  # the HTTP/1.1 request-line limit, applied alike
+            return
+        if len(headers) > limits.max_headers:
+            self._answer(stream_id, 431)
             return
         stream = H2Stream(stream_id, method, scheme, authority, tunnel=tunnel)
         self._streams[stream_id] = stream
@@ -349,6 +357,12 @@ class HTTP2Connection:
                 scheme,
             )
         )
+
+    def _answer(self, stream_id: int, status: int) -> None:
+        """Refuse a request with a bodiless status, without involving the app."""
+        head = [(b":status", STATUS_CODES[status]), *self._defaults.pairs]
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            self._h2.send_headers(stream_id, [*head, (b"content-length", b"0")], end_stream=True)
 
     def _refuse(self, stream_id: int, error_code: int) -> None:
         # h2 hands us a whole chunk's events at once: the peer may already have reset the

@@ -44,6 +44,11 @@ class HTTP2Limits:
     #: it, so it bounds the request body memory of one connection. None: 4x the stream window.
     connection_window_size: int | None = None
     max_body: int | None = None
+    #: The HTTP/1.1 limits, applied alike: longest :path (414) and most header fields (431).
+    max_path: int = 8190
+    max_headers: int = 100
+    #: RFC 8441 WebSocket over HTTP/2 (SETTINGS_ENABLE_CONNECT_PROTOCOL).
+    enable_connect_protocol: bool = True
     #: Stream resets the peer may cause per window (RST_STREAM sent or refused streams).
     max_resets: int = 200
     max_settings: int = 100

@@ -57,6 +57,9 @@ def http2_limits(config: Config) -> HTTP2Limits:
         initial_window_size=config.http2_initial_window_size,
         max_frame_size=config.http2_max_frame_size,
         max_body=config.limit_request_body,
+        max_path=config.limit_request_line,
+        max_headers=config.limit_request_headers,
+        enable_connect_protocol=config.ws != "none",
         max_resets=config.http2_max_resets,
     )
     _LIMITS[id(config)] = (config, limits)
