@@ -88,11 +88,11 @@ def run_external(
     result = workload.external(server.port, duration, core)
     cpu = server.cpu_seconds() - cpu
     if isinstance(result, int | float):
-        sample = Sample(float(result))
-    else:
-        sample = Sample(float(result["rate"]), result.get("p99_ms"), errors=result.get("errors", 0))
-    if sample.value > 0:
-        sample.server_us = cpu / (sample.value * duration) * 1e6
+        return Sample(float(result))
+    sample = Sample(float(result["rate"]), result.get("p99_ms"), errors=result.get("errors", 0))
+    requests = result.get("requests")  # server CPU per request only when the count is exact
+    if requests:
+        sample.server_us = cpu / requests * 1e6
     return sample
 
 

@@ -201,7 +201,8 @@ def _optional() -> tuple[Workload, ...]:
             HELLO,
             getattr(module, "check", lambda port: None),
             "Cleartext HTTP/2 (prior knowledge) hello via h2load; from benchmarks/h2_hello.py.",
-            servers=("pronghorn", "uvicorn", "hypercorn", "granian", "rawref"),
+            # uvicorn and daphne speak no cleartext HTTP/2; rawref answers HTTP/1.1 only.
+            servers=("pronghorn", "hypercorn", "granian"),
             external=measure,
         ),
     )
