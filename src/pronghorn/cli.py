@@ -22,13 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, get_origin
 
 from pronghorn import __version__, config
-from pronghorn.errors import (
-    AppImportError,
-    ConfigError,
-    LifespanFailure,
-    PronghornError,
-    StartupError,
-)
+from pronghorn.errors import ConfigError, LifespanFailure, PronghornError
 
 PROG = "pronghorn"
 
@@ -158,13 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bool_flags() -> dict[str, tuple[str, bool]]:
-    """``--flag`` -> (setting name, negatable) for every boolean setting."""
-    flags: dict[str, tuple[str, bool]] = {}
-    for field in config.fields():
-        if field.metadata.get("cli", True) and _is_bool(field.name):
-            flags[config.flag_of(field.name)] = (field.name, field.metadata.get("negatable", True))
-    return flags
+def _bool_flags() -> dict[str, bool]:
+    """``--flag`` -> whether it has a ``--no-flag``, for every boolean setting."""
+    return {
+        config.flag_of(field.name): field.metadata.get("negatable", True)
+        for field in config.fields()
+        if field.metadata.get("cli", True) and _is_bool(field.name)
+    }
 
 
 def normalise_argv(argv: Sequence[str]) -> list[str]:
@@ -195,10 +189,9 @@ def normalise_argv(argv: Sequence[str]) -> list[str]:
             out.append(token)
             continue
         word = value.lower()
-        _, negatable = flags[flag]
         if word in _TRUE_WORDS:
             out.append(flag)
-        elif word in _FALSE_WORDS and negatable:
+        elif word in _FALSE_WORDS and flags[flag]:
             out.append("--no-" + flag[2:])
         elif word in _FALSE_WORDS:
             continue  # a store_true flag set to false is its default: nothing to pass on
@@ -258,9 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, 2, debug=debug)
     except LifespanFailure as exc:
         return _fail(exc, 3, debug=debug)
-    except (AppImportError, StartupError) as exc:
-        return _fail(exc, 1, debug=debug)
-    except PronghornError as exc:
+    except PronghornError as exc:  # AppImportError, StartupError
         return _fail(exc, 1, debug=debug)
     except KeyboardInterrupt:
         # Ctrl+C before the server installed its own signal handling (e.g. while importing).
