@@ -1,0 +1,176 @@
+"""Contract: the HTTP response extensions (trailers, early hints, pathsend, server push)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import h2.events
+
+from tests.contract.conftest import Transport
+from tests.integration.h2_servers import H2Client
+
+Scope = dict[str, Any]
+
+
+def test_trailers(transport: Transport) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        assert "http.response.trailers" in scope["extensions"]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"trailer", b"x-checksum, x-count")],
+                "trailers": True,
+            }
+        )
+        await send({"type": "http.response.body", "body": b"part one;", "more_body": True})
+        await send({"type": "http.response.body", "body": b"part two"})
+        await send(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-checksum", b"abc123")],
+                "more_trailers": True,
+            }
+        )
+        await send({"type": "http.response.trailers", "headers": [(b"x-count", b"2")]})
+
+    with transport.serve(app) as server:
+        response = transport.raw(server)
+        with transport.client(server) as client:  # a client that ignores trailers still works
+            assert client.get("/").content == b"part one;part two"
+    assert response.status == 200
+    assert response.body == b"part one;part two"
+    assert response.trailers == [(b"x-checksum", b"abc123"), (b"x-count", b"2")]
+
+
+def test_early_hints(transport: Transport) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        assert "http.response.early_hint" in scope["extensions"]
+        await send(
+            {
+                "type": "http.response.early_hint",
+                "links": [b"</style.css>; rel=preload; as=style", b"</app.js>; rel=preload"],
+            }
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    with transport.serve(app) as server:
+        response = transport.raw(server)
+        with transport.client(server) as client:  # clients skip 1xx responses
+            assert client.get("/").text == "page"
+    assert response.status == 200
+    assert response.body == b"page"
+    assert len(response.informational) == 1
+    status, headers = response.informational[0]
+    assert status == 103
+    links = [value for name, value in headers if name == b"link"]
+    assert links == [b"</style.css>; rel=preload; as=style", b"</app.js>; rel=preload"]
+
+
+def test_pathsend(transport: Transport, tmp_path: Path) -> None:
+    data = hashlib.sha256(b"file").digest() * 20000  # 640 000 bytes, several file chunks
+    path = tmp_path / "payload.bin"
+    path.write_bytes(data)
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    with transport.serve(app) as server, transport.client(server) as client:
+        for _ in range(2):
+            response = client.get("/")
+            assert response.status_code == 200
+            assert response.content == data
+
+
+def test_pathsend_of_a_missing_file_is_a_server_error(transport: Transport, tmp_path: Path) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["path"] == "/ok":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": str(tmp_path / "missing")})
+
+    with transport.serve(app) as server:
+        response = transport.raw(server, "/missing")
+        # Never a complete-looking response: the connection closes (HTTP/1.1) or the stream
+        # is reset (HTTP/2) before any head goes out.
+        assert response.status == 0
+        assert response.body == b""
+        with transport.client(server) as client:
+            assert client.get("/ok").text == "ok"
+
+
+async def push_app(scope: Scope, receive: Any, send: Any) -> None:
+    """Pushes /style.css (when the extension is offered) and serves both paths."""
+    if scope["path"] == "/style.css":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"body{color:red}"})
+        return
+    pushed = "http.response.push" in scope["extensions"]
+    if pushed:
+        await send(
+            {"type": "http.response.push", "path": "/style.css", "headers": [(b"accept", b"*/*")]}
+        )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"x-push-offered", b"yes" if pushed else b"no")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"<html>"})
+
+
+def test_server_push_only_on_http2(transport: Transport) -> None:
+    with transport.serve(push_app) as server:
+        response = transport.raw(server)
+        with transport.client(server) as client:
+            # httpx turns push off in its SETTINGS: the server must not push then.
+            plain = client.get("/")
+    assert response.status == 200
+    assert response.body == b"<html>"
+    assert plain.text == "<html>"
+    if not transport.http2:
+        assert response.header(b"x-push-offered") == [b"no"]
+        assert response.pushes == []
+        return
+    assert response.header(b"x-push-offered") == [b"yes"]
+    assert plain.headers["x-push-offered"] == "yes"
+    assert len(response.pushes) == 1
+    request_headers, status, body = response.pushes[0]
+    assert (b":path", b"/style.css") in request_headers
+    assert (b":method", b"GET") in request_headers
+    assert (b"accept", b"*/*") in request_headers
+    assert status == 200
+    assert body == b"body{color:red}"
+
+
+def test_push_refused_by_client_settings(transport: Transport) -> None:
+    """A client that sets ENABLE_PUSH=0 gets no PUSH_PROMISE (HTTP/2 only; no-op on 1.1)."""
+    if not transport.http2:
+        return
+    with (
+        transport.serve(push_app) as server,
+        H2Client(
+            server.port, transport.tls, settings={h2.settings.SettingCodes.ENABLE_PUSH: 0}
+        ) as client,
+    ):
+        stream_id = client.request("/")
+        client.read_until(client.ended(stream_id))
+        assert client.body(stream_id) == b"<html>"
+        assert not client.of(h2.events.PushedStreamReceived)
