@@ -114,7 +114,7 @@ class Pronghorn:
         # Its own session: signals from the terminal running pytest do not reach it, and stop()
         # can kill everything it started, even workers orphaned by a failing test.
         self.process = subprocess.Popen(
-            [*command, *args, "--loop", "asyncio"],
+            [*command, *args],
             cwd=cwd,
             env=environment,
             stdout=self._log,
