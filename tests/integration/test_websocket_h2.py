@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import struct
+import threading
+import time
 import zlib
 from typing import Any
 
@@ -197,4 +201,54 @@ def test_graceful_shutdown_closes_with_1012() -> None:
         assert opcode == 0x8
         assert struct.unpack("!H", payload[:2])[0] == 1012
         client.send(client_frame(0x8, payload[:2]))  # complete the closing handshake
+        client.close()
+
+
+def test_full_message_queue_withholds_the_stream_window() -> None:
+    release = threading.Event()
+    received: list[int] = []
+    size, count = 10_000, 60  # 600 kB: past the point where h2 sends a WINDOW_UPDATE
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        for _ in range(500):
+            if release.is_set():
+                break
+            await asyncio.sleep(0.01)
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            received.append(len(message["bytes"]))
+
+    def pump_for(seconds: float) -> None:
+        client.sock.settimeout(0.05)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                client.pump()
+        client.sock.settimeout(5)
+
+    with serve(slow, ws_max_queue=2, ws_per_message_deflate=False, timeout_ws_close=1) as server:
+        client = H2WebSocketClient(server.port)
+        client.connect(VERSION)
+        initial = client.conn.local_flow_control_window(1)
+        sent = 0
+        for _ in range(count):
+            frame = client_frame(0x2, b"m" * size)
+            client.send(frame)
+            sent += len(frame)
+        pump_for(0.3)
+        # Two messages wait for the app: the server acknowledges none of the stream's DATA.
+        assert client.conn.local_flow_control_window(1) == initial - sent
+        release.set()
+        for _ in range(100):
+            if len(received) == count:
+                break
+            pump_for(0.05)
+        pump_for(0.2)
+        assert received == [size] * count
+        # Consumed by the app, the data is acknowledged and the window reopens.
+        assert client.conn.local_flow_control_window(1) > initial - sent
         client.close()
