@@ -12,9 +12,14 @@ import h2.settings
 import pytest
 from h2.errors import ErrorCodes
 from hyperframe.frame import SettingsFrame
-from test_http2_peer import Peer
 
 from pronghorn.errors import LocalProtocolError, ResponseLengthError
+
+try:  # tests/ may be a package or a plain directory of modules
+    from tests.protocols.test_http2_peer import Peer
+except ImportError:  # pragma: no cover
+    from test_http2_peer import Peer  # type: ignore[no-redef]
+
 from pronghorn.protocols.events import (
     AcceptWebSocket,
     Body,

@@ -13,7 +13,11 @@ from hyperframe.frame import (
     PingFrame,
     SettingsFrame,
 )
-from test_http2_peer import Peer
+
+try:  # tests/ may be a package or a plain directory of modules
+    from tests.protocols.test_http2_peer import Peer
+except ImportError:  # pragma: no cover
+    from test_http2_peer import Peer  # type: ignore[no-redef]
 
 from pronghorn.protocols.events import (
     Body,
