@@ -77,6 +77,11 @@ def alive(pid: int) -> bool:
         return False
 
 
+def reaped(pid: int) -> bool:
+    """True once ``pid`` is gone entirely: not even a zombie waiting for its parent."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
 def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
     """One request on a fresh connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

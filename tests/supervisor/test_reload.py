@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
 import pytest
-from supervisor_harness import Pronghorn, alive, get, served_by, wait_for, write_app
+from supervisor_harness import Pronghorn, get, reaped, served_by, wait_for, write_app
 
 from pronghorn.config import Config
 from pronghorn.supervisor.reload import ChangeFilter, watched_directories
@@ -109,7 +110,8 @@ def test_reload_edit_break_fix(tmp_path: Path) -> None:
         server.wait_log(r"failed to start .*; waiting for file changes", 10)
         assert server.log.count("SyntaxError") == 1, server.log
         assert server.log.count("waiting for file changes") == 1
-        assert not any(alive(pid) for pid in server.worker_pids())
+        started = [int(p) for p in re.findall(r"Started worker process \[(\d+)\]", server.log)]
+        wait_for(lambda: all(map(reaped, started)), 5, "every worker so far to be reaped")
 
         write_app(package, "v3", "app.py")
         wait_for(lambda: get(port)[1].startswith("v3"), 10, "the fix to be served")
