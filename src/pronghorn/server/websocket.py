@@ -266,20 +266,24 @@ class WebSocketExchange:
             self._finish()
 
     def _update_flow(self) -> None:
-        """Stop taking data while ``ws_max_queue`` messages wait for the app."""
+        """Stop taking data while ``ws_max_queue`` messages wait for the app; start again once
+        the app has taken half of them, so a steady flow does not toggle reading per message."""
         protocol = self.protocol
-        full = self.cycle.queued >= protocol.server.config.ws_max_queue
+        limit = protocol.server.config.ws_max_queue
+        queued = self.cycle.queued
+        paused = queued > limit // 2 if self._read_paused else queued >= limit
         core = protocol.core
-        if type(core) is HTTP2Connection:  # per-stream flow control
-            if not full and self._unacked:
+        if type(core) is HTTP2Connection:  # per-stream flow control: withhold the window
+            self._read_paused = paused
+            if not paused and self._unacked:
                 core.acknowledge(self.stream_id, self._unacked)
                 self._unacked = 0
                 protocol.schedule_flush()
             return
         self._unacked = 0
-        if full != self._read_paused:
-            self._read_paused = full
-            protocol.update_reading(_PAUSE if full else _RESUME)
+        if paused != self._read_paused:
+            self._read_paused = paused
+            protocol.update_reading(_PAUSE if paused else _RESUME)
 
     def _wake(self) -> None:
         waiter = self._waiter
