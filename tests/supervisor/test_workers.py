@@ -173,7 +173,7 @@ def test_max_requests_recycles_without_failures(app_dir: Path) -> None:
         server.wait_serving(2)
         pids = [served_by(get(port)[1]) for _ in range(20)]
         assert len(set(pids)) >= 4
-        server.wait_log(r"finished; replacing it", 5)
+        server.wait_log(r"reached its request limit", 5)
         assert "died" not in server.log
     finally:
         server.stop()

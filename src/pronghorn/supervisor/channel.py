@@ -3,7 +3,8 @@
 Each worker gets one end of a UNIX socket pair. The supervisor writes the worker's orders first
 (one JSON line: the settings, the listening socket descriptors, its request limit), then a ``ping``
 line now and then; the worker answers ``ready`` once its server serves and ``pong <rss bytes>`` to
-each ping, both from its event loop, so a worker whose loop is blocked stops answering. End of
+each ping, both from its event loop, so a worker whose loop is blocked stops answering, and says
+``draining`` when its server starts a graceful shutdown by itself (the request limit). End of
 file on either side means the other is gone.
 """
 
@@ -31,6 +32,7 @@ PING_LINE = "ping"
 PING = PING_LINE.encode() + b"\n"
 READY = "ready"
 PONG = "pong"
+DRAINING = "draining"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,10 @@ def pong(rss: int) -> bytes:
 
 def ready() -> bytes:
     return f"{READY}\n".encode()
+
+
+def draining() -> bytes:
+    return f"{DRAINING}\n".encode()
 
 
 def resident_memory() -> int:

@@ -46,6 +46,7 @@ class Worker:
         self.config = config
         self.control = control
         self.stop_requested = False
+        self.draining = False
         self.server: Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self._reader = channel.LineReader(control)
@@ -55,7 +56,18 @@ class Worker:
 
         # The server imports the app inside its loop, as it does when serving in-process, so an
         # app behaves the same with one worker or many.
-        self.server = server = Server(self.config)
+        worker = self
+
+        class WorkerServer(Server):
+            def request_shutdown(self) -> None:
+                # The server stopping by itself (its request limit): say so now, so that the
+                # supervisor starts the replacement while this one drains.
+                if not worker.stop_requested and not worker.draining:
+                    worker.draining = True
+                    worker.send(channel.draining())
+                super().request_shutdown()
+
+        self.server = server = WorkerServer(self.config)
         server.on_started.append(self._on_started)
         loop = new_event_loop(self.config.loop)
         asyncio.set_event_loop(loop)
@@ -95,7 +107,7 @@ class Worker:
             self._serving.cancel()
 
     def _on_started(self, server: Server) -> None:
-        self._send(channel.ready())
+        self.send(channel.ready())
 
     def _on_control(self) -> None:
         # Runs as a loop reader callback: a blocked loop leaves pings unanswered, which is the
@@ -107,9 +119,9 @@ class Worker:
             loop.remove_reader(self.control.fileno())
             return
         if channel.PING_LINE in lines:
-            self._send(channel.pong(channel.resident_memory()))
+            self.send(channel.pong(channel.resident_memory()))
 
-    def _send(self, message: bytes) -> None:
+    def send(self, message: bytes) -> None:
         # The supervisor is gone or not reading; end of file will tell us.
         with contextlib.suppress(OSError):
             self.control.send(message)

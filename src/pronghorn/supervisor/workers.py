@@ -7,7 +7,8 @@ serves, and keeping it free of the server code means a reload re-imports everyth
 
 Policy:
 - a worker that dies is replaced at once the first time, then with doubling backoff while its
-  slot keeps crashing; one that exits by itself (request limit) is replaced at once;
+  slot keeps crashing; one whose server stops by itself (request limit) is replaced as soon as
+  it says it drains;
 - a worker that leaves a health ping unanswered for ``--timeout-worker-healthcheck`` is killed;
 - a worker that exits before it serves (its app failed to import or to start, or no ``ready``
   within ``--timeout-worker-startup``) stops the whole server with status 3 instead of looping,
@@ -311,6 +312,11 @@ class Supervisor:
             elif word == channel.PONG:
                 worker.answered(int(argument) if argument.isdigit() else 0)
                 self._check_memory(worker, now)
+            elif word == channel.DRAINING and not self.stopping:
+                # Treated as our own stop request: its slot is free for a replacement at once,
+                # and its exit is expected.
+                logger.info("Worker process [%d] reached its request limit", worker.pid)
+                worker.stop(now + self._drain_time())
 
     def _on_ready(self, worker: Worker, now: float) -> None:
         worker.mark_ready(now)
