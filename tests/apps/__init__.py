@@ -1,0 +1,1 @@
+"""Small framework apps served by tests/integration/test_frameworks.py, unchanged."""

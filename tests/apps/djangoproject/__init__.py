@@ -1,0 +1,1 @@
+"""A minimal Django project served through its ASGI handler (no database)."""

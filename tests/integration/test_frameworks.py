@@ -1,0 +1,437 @@
+"""Real frameworks over real sockets, unchanged: Starlette, FastAPI, Django (ASGI handler),
+Quart and Litestar, each served by pronghorn on 127.0.0.1:0 and driven by httpx and websockets.
+
+The apps live in ``tests/apps/``; nothing in them knows about pronghorn. Lifespan runs in the
+default ``auto`` mode, as a user would run it. Flask (WSGI) is covered by test_wsgi.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.conftest import RunningServer, run_server
+
+TIMEOUT = 10.0
+Serve = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Serve]:
+    """``serve_app(app, **settings)``: lifespan 'auto' like a real deployment; stopped after."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+
+        def start(app: Any, **settings: Any) -> RunningServer:
+            settings.setdefault("lifespan", "auto")
+            settings.setdefault("access_log", False)
+            return stack.enter_context(run_server(app, **settings))
+
+        yield start
+
+
+def http(server: RunningServer, *, http2: bool = False) -> httpx.Client:
+    """An httpx client for ``server``; ``http2`` uses prior knowledge (no fallback)."""
+    if http2:
+        return httpx.Client(base_url=server.url, http1=False, http2=True, timeout=TIMEOUT)
+    return httpx.Client(base_url=server.url, timeout=TIMEOUT, verify=False)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def server_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("pronghorn") and record.levelno >= logging.WARNING
+    ]
+
+
+PROTOCOLS = [pytest.param(False, id="http1"), pytest.param(True, id="h2c")]
+
+
+# =========================================================================== Starlette
+@pytest.fixture
+def starlette_server(serve_app: Serve) -> RunningServer:
+    from tests.apps.starlette_app import app
+
+    return serve_app(app)
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_starlette_routing_and_json(starlette_server: RunningServer, http2: bool) -> None:
+    with http(starlette_server, http2=http2) as client:
+        home = client.get("/")
+        assert home.status_code == 200
+        assert home.text == "hello from starlette"
+        assert home.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+        item = client.get("/items/42", params=[("q", "x y"), ("tag", "a"), ("tag", "b")])
+        assert item.json() == {"item_id": 42, "q": "x y", "tags": ["a", "b"]}
+        assert client.get("/items/not-a-number").status_code == 404
+        echo = client.post("/echo", json={"nested": {"list": [1, 2, 3]}, "text": "é"})
+        assert echo.status_code == 201
+        assert echo.json() == {"received": {"nested": {"list": [1, 2, 3]}, "text": "é"}}
+        assert client.put("/echo").status_code == 405
+        mounted = client.get("/sub/where")
+        assert mounted.json() == {"root_path": "/sub", "path": "/sub/where"}
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_starlette_streaming_response(starlette_server: RunningServer, http2: bool) -> None:
+    with (
+        http(starlette_server, http2=http2) as client,
+        client.stream("GET", "/stream", params={"n": 200}) as response,
+    ):
+        assert response.status_code == 200
+        body = b"".join(response.iter_bytes())
+    assert body == b"".join(b"line %d\n" % i for i in range(200))
+
+
+def test_starlette_form_and_multipart_upload(starlette_server: RunningServer) -> None:
+    blob = hashlib.sha256(b"upload").digest() * 40000  # 1.28 MB
+    with http(starlette_server) as client:
+        urlencoded = client.post("/form", data={"a": ["1", "2"], "b": "x&y=z"})
+        assert urlencoded.json() == {"a": ["1", "2"], "b": ["x&y=z"]}
+        multipart = client.post(
+            "/form",
+            data={"title": "report"},
+            files={"doc": ("report.bin", blob, "application/octet-stream")},
+        )
+    assert multipart.status_code == 200
+    assert multipart.json() == {
+        "title": ["report"],
+        "doc": {
+            "filename": "report.bin",
+            "content_type": "application/octet-stream",
+            "size": len(blob),
+            "sha256": hashlib.sha256(blob).hexdigest(),
+        },
+    }
+
+
+def test_starlette_background_task_runs_after_the_response(
+    starlette_server: RunningServer,
+) -> None:
+    with http(starlette_server) as client:
+        response = client.post("/background", params={"name": "starlette-job"})
+        assert response.json() == {"queued": "starlette-job"}
+        assert eventually(lambda: "starlette-job" in client.get("/background/log").json())
+
+
+def test_starlette_lifespan_state(serve_app: Serve) -> None:
+    from tests.apps.starlette_app import LIFESPAN_LOG, app
+
+    before = len(LIFESPAN_LOG)
+    with run_server(app, lifespan="auto", access_log=False) as server:
+        assert LIFESPAN_LOG[before:] == ["startup"]
+        with http(server) as client:
+            assert client.get("/state").json() == {"db": "connected", "visits": 1}
+            # Each request gets a shallow copy: the shared list keeps growing.
+            assert client.get("/state").json() == {"db": "connected", "visits": 2}
+    assert LIFESPAN_LOG[before:] == ["startup", "shutdown"]
+
+
+def test_starlette_exception_handlers(
+    starlette_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with http(starlette_server) as client:
+        teapot = client.get("/teapot")
+        assert teapot.status_code == 418
+        assert teapot.json() == {"error": "short and stout"}
+        missing = client.get("/missing")
+        assert missing.status_code == 404
+        assert missing.text == "no such thing"
+        crash = client.get("/crash")
+        assert crash.status_code == 500
+        assert "secret" not in crash.text
+        assert client.get("/").status_code == 200  # still serving
+    # Starlette answered the 500 itself and re-raised: the server logs it, with the traceback.
+    assert any("Exception in ASGI application" in m for m in server_warnings(caplog))
+
+
+def test_starlette_websocket(starlette_server: RunningServer) -> None:
+    with connect(f"{starlette_server.ws_url}/ws?name=ann", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5)) == {"hello": "ann"}
+        for word in ("one", "two", "ünïcode"):
+            ws.send(word)
+            assert ws.recv(timeout=5) == word.upper()
+
+
+# =========================================================================== FastAPI
+@pytest.fixture
+def fastapi_server(serve_app: Serve) -> RunningServer:
+    from tests.apps.fastapi_app import app
+
+    return serve_app(app)
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_fastapi_dependencies_and_validation(fastapi_server: RunningServer, http2: bool) -> None:
+    with http(fastapi_server, http2=http2) as client:
+        assert client.get("/").json() == {"framework": "fastapi"}
+        item = client.get("/items/7", params={"limit": 500}, headers={"X-User": "bob"})
+        assert item.json() == {"item_id": 7, "page": {"offset": 0, "limit": 100}, "user": "bob"}
+        unauthorized = client.get("/items/7")
+        assert unauthorized.status_code == 401
+        assert unauthorized.json() == {"detail": "who are you?"}
+        invalid = client.get("/items/seven", headers={"X-User": "bob"})
+        assert invalid.status_code == 422
+        assert invalid.json()["detail"][0]["loc"] == ["path", "item_id"]
+        assert client.get("/sync", params={"q": "threadpool"}).json() == {"q": "threadpool"}
+
+
+def test_fastapi_pydantic_body(fastapi_server: RunningServer) -> None:
+    with http(fastapi_server) as client:
+        created = client.post("/items", json={"name": "pen", "price": 1.5, "tags": ["a", "b"]})
+        assert created.status_code == 201
+        assert created.json() == {
+            "created": {"name": "pen", "price": 1.5, "tags": ["a", "b"]},
+            "total": 3.0,
+        }
+        bad = client.post("/items", json={"name": "pen"})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "price"]
+        not_json = client.post(
+            "/items", content=b"{broken", headers={"content-type": "application/json"}
+        )
+        assert not_json.status_code == 422
+
+
+def test_fastapi_multipart_upload(fastapi_server: RunningServer) -> None:
+    first = b"a" * 300_000
+    second = bytes(range(256)) * 1000
+    with http(fastapi_server) as client:
+        response = client.post(
+            "/upload",
+            data={"description": "two files"},
+            files=[
+                ("files", ("a.txt", first, "text/plain")),
+                ("files", ("b.bin", second, "application/octet-stream")),
+            ],
+        )
+    assert response.status_code == 200
+    assert response.json() == {
+        "description": "two files",
+        "files": [
+            {"filename": "a.txt", "size": len(first), "sha256": hashlib.sha256(first).hexdigest()},
+            {
+                "filename": "b.bin",
+                "size": len(second),
+                "sha256": hashlib.sha256(second).hexdigest(),
+            },
+        ],
+    }
+
+
+def test_fastapi_background_tasks_and_lifespan_state(fastapi_server: RunningServer) -> None:
+    with http(fastapi_server) as client:
+        assert client.get("/state").json() == {"greeting": "hi"}
+        assert client.post("/background", params={"name": "fastapi-job"}).json() == {
+            "queued": "fastapi-job"
+        }
+        assert eventually(lambda: "fastapi-job" in client.get("/background/log").json())
+
+
+def test_fastapi_lifespan_runs_both_phases() -> None:
+    from tests.apps.fastapi_app import LIFESPAN_LOG, app
+
+    before = len(LIFESPAN_LOG)
+    with run_server(app, lifespan="auto", access_log=False):
+        assert LIFESPAN_LOG[before:] == ["startup"]
+    assert LIFESPAN_LOG[before:] == ["startup", "shutdown"]
+
+
+def test_fastapi_exception_handler(fastapi_server: RunningServer) -> None:
+    with http(fastapi_server) as client:
+        response = client.get("/quota/carol")
+    assert response.status_code == 429
+    assert response.json() == {"detail": "quota exceeded for carol"}
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_fastapi_server_sent_events(fastapi_server: RunningServer, http2: bool) -> None:
+    with (
+        http(fastapi_server, http2=http2) as client,
+        client.stream("GET", "/stream", params={"n": 50}) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in response.iter_lines() if line]
+    assert events == [f"data: {i}" for i in range(50)]
+
+
+def test_fastapi_websocket_with_dependency(fastapi_server: RunningServer) -> None:
+    url = f"{fastapi_server.ws_url}/ws/lobby"
+    with connect(url, additional_headers={"X-User": "dan"}, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5)) == {"room": "lobby", "user": "dan"}
+        ws.send(json.dumps({"n": 1}))
+        assert json.loads(ws.recv(timeout=5)) == {"echo": {"n": 1}, "room": "lobby"}
+    # The dependency refuses the handshake; with the websocket.http.response extension FastAPI
+    # sends the HTTPException as a real HTTP response instead of a bare 403.
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=5)
+    assert refused.value.response.status_code == 401
+    assert json.loads(bytes(refused.value.response.body or b"")) == {"detail": "who are you?"}
+
+
+# =========================================================================== Django
+@pytest.fixture(scope="module")
+def django_app() -> Any:
+    from tests.apps.djangoproject.asgi import application
+
+    return application
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_django_views(
+    django_app: Any, serve_app: Serve, caplog: pytest.LogCaptureFixture, http2: bool
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="pronghorn")
+    server = serve_app(django_app)
+    with http(server, http2=http2) as client:
+        index = client.get("/", params={"q": "search"}, headers={"User-Agent": "tests/1.0"})
+        assert index.status_code == 200
+        assert index.json() == {
+            "framework": "django",
+            "method": "GET",
+            "path": "/",
+            "query": "search",
+            "scheme": "http",
+            "host": f"127.0.0.1:{server.port}",
+            "user_agent": "tests/1.0",
+        }
+        assert client.get("/async/").json() == {"async": True, "path": "/async/"}
+        # CommonMiddleware's APPEND_SLASH redirect works through the server too.
+        redirect = client.get("/async")
+        assert redirect.status_code == 301
+        assert redirect.headers["location"] == "/async/"
+        assert client.get("/nowhere/").status_code == 404
+    # Django refuses the lifespan scope; 'auto' notes it at debug level only.
+    assert server_warnings(caplog) == []
+
+
+def test_django_csrf_exempt_post_and_protection(django_app: Any, serve_app: Serve) -> None:
+    server = serve_app(django_app)
+    payload = {"items": list(range(1000)), "name": "ünïcode"}
+    with http(server) as client:
+        raw = json.dumps(payload, ensure_ascii=False).encode()
+        echo = client.post("/echo/", content=raw, headers={"content-type": "application/json"})
+        assert echo.status_code == 201
+        body = echo.json()
+        assert body["received"] == payload
+        assert body["length"] == len(raw)
+        # A streamed (chunked) request body reaches request.body whole.
+        chunked = client.post("/echo/", content=iter([b'{"a":', b" [1, 2,", b" 3]}"]))
+        assert chunked.json() == {"received": {"a": [1, 2, 3]}, "length": 16}
+        forbidden = client.post("/protected/", data={"x": "1"})
+        assert forbidden.status_code == 403
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_django_streaming_response(django_app: Any, serve_app: Serve, http2: bool) -> None:
+    server = serve_app(django_app)
+    with (
+        http(server, http2=http2) as client,
+        client.stream("GET", "/stream/", params={"n": 30}) as response,
+    ):
+        assert response.status_code == 200
+        body = b"".join(response.iter_bytes())
+    assert body == b"".join(b"chunk %d;" % i for i in range(30))
+
+
+def test_django_lifespan_auto_is_quiet(django_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pronghorn")
+    with run_server(django_app, lifespan="auto", access_log=False) as server, http(server) as c:
+        assert c.get("/").status_code == 200
+    assert server_warnings(caplog) == []
+    assert any("lifespan" in r.getMessage().lower() for r in caplog.records)
+
+
+# =========================================================================== Quart
+def test_quart_route_json_and_lifespan(serve_app: Serve) -> None:
+    from tests.apps.quart_app import LIFESPAN_LOG, app
+
+    before = len(LIFESPAN_LOG)
+    with run_server(app, lifespan="auto", access_log=False) as server:
+        assert LIFESPAN_LOG[before:] == ["startup"]
+        with http(server) as client:
+            assert client.get("/").text == "hello from quart"
+            echo = client.post("/json", params={"page": "2"}, json={"k": [1, "two"]})
+            assert echo.status_code == 201
+            assert echo.json() == {"received": {"k": [1, "two"]}, "args": {"page": "2"}}
+            assert client.get("/nowhere").status_code == 404
+    assert LIFESPAN_LOG[before:] == ["startup", "shutdown"]
+
+
+def test_quart_over_http2(serve_app: Serve) -> None:
+    from tests.apps.quart_app import app
+
+    server = serve_app(app)
+    with http(server, http2=True) as client:
+        response = client.post("/json", json={"h2": True})
+    assert response.http_version == "HTTP/2"
+    assert response.json() == {"received": {"h2": True}, "args": {}}
+
+
+def test_quart_websocket(serve_app: Serve) -> None:
+    from tests.apps.quart_app import app
+
+    server = serve_app(app)
+    with connect(f"{server.ws_url}/ws", open_timeout=5) as ws:
+        for message in ("ping", "pong"):
+            ws.send(message)
+            assert ws.recv(timeout=5) == f"quart:{message}"
+
+
+# =========================================================================== Litestar
+def test_litestar_route_json_and_lifespan(serve_app: Serve) -> None:
+    from tests.apps.litestar_app import LIFESPAN_LOG, app
+
+    before = len(LIFESPAN_LOG)
+    with run_server(app, lifespan="auto", access_log=False) as server:
+        assert LIFESPAN_LOG[before:] == ["startup"]
+        with http(server) as client:
+            assert client.get("/").text == "hello from litestar"
+            order = client.post("/orders", json={"product": "tea", "quantity": 3})
+            assert order.status_code == 201
+            assert order.json() == {"product": "tea", "quantity": 3, "ok": True}
+            invalid = client.post("/orders", json={"product": "tea"})
+            assert invalid.status_code == 400
+            assert client.get("/whoami").json() == {"path": "/whoami", "client": "127.0.0.1"}
+    assert LIFESPAN_LOG[before:] == ["startup", "shutdown"]
+
+
+def test_litestar_over_http2(serve_app: Serve) -> None:
+    from tests.apps.litestar_app import app
+
+    server = serve_app(app)
+    with http(server, http2=True) as client:
+        response = client.post("/orders", json={"product": "h2", "quantity": 0})
+    assert response.http_version == "HTTP/2"
+    assert response.json() == {"product": "h2", "quantity": 0, "ok": False}
+
+
+def test_litestar_websocket(serve_app: Serve) -> None:
+    from tests.apps.litestar_app import app
+
+    server = serve_app(app)
+    with connect(f"{server.ws_url}/ws", open_timeout=5) as ws:
+        for message in ("alpha", "beta"):
+            ws.send(message)
+            assert ws.recv(timeout=5) == f"litestar:{message}"
