@@ -173,6 +173,14 @@ class HTTPExchange:
         if path is not None:
             await self._send_file(path)
         if cycle.response_complete:
+            if self.h2 is not None and self.h2.is_blocked(self.stream_id):
+                # The end of the body still waits for the peer's window: the stream is not done
+                # (no keep-alive timer yet), and a window that never opens times out as above.
+                try:
+                    await wait_window(protocol, self.h2, self.stream_id)
+                finally:
+                    self._response_done()
+                return
             self._response_done()
             return
         if cycle.bytes_sent - self._flushed_mark > FLUSH_THRESHOLD:
