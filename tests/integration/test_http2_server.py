@@ -164,6 +164,49 @@ def test_zero_window_stall_resets_the_stream() -> None:
     assert outcome == ["disconnected"]
 
 
+def test_final_chunk_waiting_for_window_outlives_the_keep_alive_timer() -> None:
+    async def one_shot(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"q" * 60000})
+
+    with (
+        serve(one_shot, timeout_keep_alive=0.3) as server,
+        H2Client(server.port, settings={S.INITIAL_WINDOW_SIZE: 10000}) as client,
+    ):
+        stream_id = client.request("/")
+        acknowledged = 0
+        for _ in range(40):  # a slow reader: 10 000 bytes every 0.1 s
+            client.read_until(lambda events: False, timeout=0.1)
+            received = len(client.body(stream_id))
+            if client.ended(stream_id)(client.events):
+                break
+            if received > acknowledged:
+                client.conn.acknowledge_received_data(received - acknowledged, stream_id)
+                acknowledged = received
+                client.flush()
+        assert client.body(stream_id) == b"q" * 60000
+        assert client.of(h2.events.StreamEnded, stream_id)
+
+
+def test_final_chunk_in_a_window_that_never_opens_is_reset() -> None:
+    async def one_shot(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"q" * 1000})
+
+    with (
+        serve(one_shot, timeout_request_body=0.3) as server,
+        H2Client(server.port, settings={S.INITIAL_WINDOW_SIZE: 0}) as client,
+    ):
+        first = client.request("/")
+        client.read_until(client.ended(first))
+        assert client.of(h2.events.StreamReset, first)[0].error_code == ErrorCodes.CANCEL
+        # The connection itself is fine: with a window, the next request is answered.
+        client.conn.update_settings({S.INITIAL_WINDOW_SIZE: 65535})
+        second = client.request("/")
+        client.read_until(client.ended(second))
+        assert client.body(second) == b"q" * 1000
+
+
 # --------------------------------------------------------------------------- ASGI extensions
 def test_trailers_early_hints_and_push() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
