@@ -350,3 +350,28 @@ def test_flask(serve: Serve) -> None:
             assert client.get("/missing").status_code == 404
     finally:
         adapter.shutdown()
+
+
+def test_client_leaving_stops_an_endless_stream(serve_wsgi: Callable[..., RunningServer]) -> None:
+    closed = threading.Event()
+
+    class Endless:
+        def __iter__(self) -> Iterator[bytes]:
+            while True:
+                yield b"tick " * 1000
+                time.sleep(0.01)
+
+        def close(self) -> None:
+            closed.set()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return Endless() if environ["PATH_INFO"] == "/endless" else [b"ok"]
+
+    server = serve_wsgi(app, threads=1)
+    with httpx.stream("GET", server.url + "/endless", timeout=5) as response:
+        next(response.iter_bytes())
+    # The next send() fails in the worker thread; the iterable is closed and the thread freed.
+    assert closed.wait(10), "the WSGI iterable kept running after the client left"
+    # The only thread is free again.
+    assert httpx.get(server.url + "/", timeout=5).text == "ok"
