@@ -178,8 +178,13 @@ class HTTPCycle:
             kind = message["type"]
         except (KeyError, TypeError):
             raise AppProtocolError(f"ASGI message without a 'type': {message!r}") from None
-        if kind == "http.response.body" and self.send_state is SendState.BODY:
-            self._on_body(message)  # the hot path skips the table lookup
+        # The two messages of every response skip the table lookup (an Enum hashes in Python).
+        state = self.send_state
+        if kind == "http.response.body" and state is SendState.BODY:
+            self._on_body(message)
+            return None
+        if kind == "http.response.start" and state is SendState.START:
+            self._on_start(message)
             return None
         handler = _TRANSITIONS.get((self.send_state, kind))
         if handler is None:

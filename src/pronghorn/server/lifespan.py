@@ -61,6 +61,10 @@ class LifespanRunner:
     async def shutdown(self) -> None:
         if not self.supported or self._task is None or self._task.done():
             return
+        if self.cycle.state is not LifespanState.STARTED:
+            # Startup failed or timed out: there is nothing to shut down gracefully.
+            await self._cancel()
+            return
         self.cycle.request_shutdown()
         assert self._requested is not None
         self._requested.set()
@@ -73,6 +77,9 @@ class LifespanRunner:
             logger.error("Application shutdown failed: %s", self.cycle.message or "(no message)")
         elif ok:
             logger.info("Application shutdown complete.")
+        await self._cancel()
+
+    async def _cancel(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
