@@ -72,6 +72,15 @@ def _default_text(value: Any) -> str:
     return f" [default: {value}]"
 
 
+def _env_text(name: str, extra: tuple[str, ...]) -> str:
+    # The epilog explains PRONGHORN_<FLAG>; list it only where the flag is not the setting's
+    # name (--reload-dir sets reload_dirs), plus any extra names.
+    names = list(extra)
+    if config.flag_of(name) != "--" + name.replace("_", "-"):
+        names.insert(0, config.ENV_PREFIX + name.upper())
+    return f" [env: {', '.join(names)}]" if names else ""
+
+
 def _is_bool(name: str) -> bool:
     typ, _ = config.base_type(config.hint_of(name))
     return typ is bool
@@ -88,7 +97,7 @@ def _add_setting(group: argparse._ArgumentGroup, field: Any) -> None:
     kwargs: dict[str, Any] = {
         "dest": name,
         "default": argparse.SUPPRESS,
-        "help": meta["help"] + _default_text(default),
+        "help": meta["help"] + _default_text(default) + _env_text(name, meta.get("env", ())),
     }
     if typ is bool:
         if meta.get("negatable", True):
@@ -121,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         usage="%(prog)s [APP] [options]",
         description="Serve an ASGI (or WSGI) application. Flags override PRONGHORN_* "
         "environment variables, which override pronghorn.toml / [tool.pronghorn].",
+        epilog="Every flag can also be set as an environment variable: --timeout-keep-alive 3 "
+        "is PRONGHORN_TIMEOUT_KEEP_ALIVE=3 (booleans take true/false, lists are "
+        "comma-separated, 'none' unsets an optional number). Exit status: 0 clean stop, 1 the "
+        "app or server failed to start, 2 a bad setting, 3 the app failed lifespan startup.",
         allow_abbrev=False,
     )
     parser.add_argument(
