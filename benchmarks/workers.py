@@ -9,9 +9,10 @@ Throughput: wrk on ``benchmarks.apps.hello:app`` served by ``pronghorn --workers
 workers for the cores, so the ratio there is well below 2; it measures the supervisor's cost
 (none once workers serve: the parent never touches a request) and the kernel's distribution.
 
-Spread: wrk with ``Connection: close`` (every request a new connection, so each one is a new
-accept) on an app that counts the requests each worker process served and writes its count at
-lifespan shutdown; printed per worker, for one shared socket and for ``--reuse-port``.
+Spread: wrk on an app that counts the requests each worker process served (written at lifespan
+shutdown), printed per worker for one shared socket and for ``--reuse-port``; once with
+``Connection: close`` (every request a new connection, so a new accept) and once keep-alive
+(wrk's connections are spread once, at accept, and then stay on their worker).
 Every run is bounded by ``--duration``; servers are stopped with SIGTERM, then SIGKILL.
 """
 
@@ -138,23 +139,34 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def spread(args: argparse.Namespace) -> None:
+    # The busiest worker's share of the requests, one figure per round: 50% is an even spread,
+    # 100% means one worker served everything. Rounds vary a lot, so print them all.
     for mode, extra in (("shared socket", ()), ("--reuse-port", ("--reuse-port",))):
-        with tempfile.TemporaryDirectory() as tmp:
-            directory = Path(tmp)
-            (directory / "counting_app.py").write_text(COUNTING_APP)
-            counts = directory / "counts"
-            counts.mkdir()
-            server = Server(
-                "counting_app:app", 2, *extra, cwd=directory, env={"COUNT_DIR": str(counts)}
-            )
-            try:
-                wrk(server.port, args.duration, args.connections, "-H", "Connection: close")
-            finally:
-                server.stop()
-            served = sorted((int(p.read_text()) for p in counts.iterdir()), reverse=True)
-        total = sum(served) or 1
-        shares = ", ".join(f"{100 * n / total:.1f}%" for n in served)
-        print(f"spread over 2 workers, {mode}: {shares} of {total} new connections")
+        for kind, headers in (("new connections", ("-H", "Connection: close")), ("keep-alive", ())):
+            shares = []
+            for _ in range(args.rounds):
+                served = _served_per_worker(args, extra, headers)
+                shares.append(100 * max(served, default=0) / (sum(served) or 1))
+            shown = ", ".join(f"{share:.0f}%" for share in shares)
+            print(f"spread over 2 workers, {mode}, {kind}: busiest worker served {shown}")
+
+
+def _served_per_worker(
+    args: argparse.Namespace, extra: tuple[str, ...], headers: tuple[str, ...]
+) -> list[int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        (directory / "counting_app.py").write_text(COUNTING_APP)
+        counts = directory / "counts"
+        counts.mkdir()
+        server = Server(
+            "counting_app:app", 2, *extra, cwd=directory, env={"COUNT_DIR": str(counts)}
+        )
+        try:
+            wrk(server.port, args.duration, args.connections, *headers)
+        finally:
+            server.stop()
+        return sorted((int(p.read_text()) for p in counts.iterdir()), reverse=True)
 
 
 def main() -> None:
