@@ -12,11 +12,14 @@ import dataclasses
 from typing import Any
 
 from pronghorn.config import Config
-from pronghorn.errors import ConfigError
+from pronghorn.errors import ConfigError, LifespanFailure
+
+#: The exit status of a server or supervisor whose app failed lifespan startup.
+EXIT_LIFESPAN_FAILED = 3
 
 
 def run(app: Any, **settings: Any) -> None:
-    """Serve ``app`` until interrupted."""
+    """Serve ``app`` until interrupted; raises LifespanFailure if the app fails to start."""
     known = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(settings) - known)
     if unknown:
@@ -31,7 +34,9 @@ def run(app: Any, **settings: Any) -> None:
     from pronghorn import logging as pronghorn_logging
 
     pronghorn_logging.configure(config)
-    serve(config, app_object)
+    if serve(config, app_object) == EXIT_LIFESPAN_FAILED:
+        # The server has logged the app's message; embedding code gets the typed error.
+        raise LifespanFailure("the application failed its lifespan startup")
 
 
 def serve(config: Config, app: object | None = None) -> int:

@@ -334,3 +334,33 @@ def test_run_rejects_unknown_settings() -> None:
         pronghorn.run("x:app", prot=1)
     with pytest.raises(ConfigError, match="import string"):
         pronghorn.run(lambda scope, receive, send: None, workers=2)
+
+
+def test_run_raises_on_lifespan_failure(tmp_path: Path) -> None:
+    (tmp_path / "failing_run.py").write_text(
+        textwrap.dedent(
+            """
+            import pronghorn
+            from pronghorn.errors import LifespanFailure
+
+            async def app(scope, receive, send):
+                await receive()
+                await send({"type": "lifespan.startup.failed", "message": "nope"})
+
+            try:
+                pronghorn.run(app, port=0)
+            except LifespanFailure as exc:
+                print("raised:", exc)
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "failing_run.py"],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "raised: the application failed its lifespan startup"
