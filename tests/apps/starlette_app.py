@@ -3,6 +3,7 @@ multipart uploads, background tasks, lifespan state, a WebSocket and exception h
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -13,7 +14,13 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -21,6 +28,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 BACKGROUND_LOG: list[str] = []
 #: Lifespan events, in order.
 LIFESPAN_LOG: list[str] = []
+#: The ticks /ticker produced; they must stop when the client leaves.
+TICKER_LOG: list[str] = []
 
 
 class TeapotError(Exception):
@@ -61,6 +70,25 @@ async def stream(request: Request) -> Response:
             yield b"line %d\n" % index
 
     return StreamingResponse(lines(), media_type="text/plain")
+
+
+async def ticker(request: Request) -> Response:
+    """An endless event stream, as dashboards and SSE feeds are; ends when the client leaves."""
+
+    async def ticks() -> AsyncIterator[bytes]:
+        count = 0
+        while True:
+            TICKER_LOG.append(f"tick {count}")
+            yield b"tick %d\n" % count
+            count += 1
+            await asyncio.sleep(0.01)
+
+    return StreamingResponse(ticks(), media_type="text/plain")
+
+
+async def source(request: Request) -> Response:
+    """This very file, through FileResponse (http.response.pathsend when offered)."""
+    return FileResponse(__file__, media_type="text/x-python")
 
 
 async def form(request: Request) -> Response:
@@ -135,6 +163,8 @@ app = Starlette(
         Route("/items/{item_id:int}", item),
         Route("/echo", echo_json, methods=["POST"]),
         Route("/stream", stream),
+        Route("/ticker", ticker),
+        Route("/source", source),
         Route("/form", form, methods=["POST"]),
         Route("/background", background, methods=["POST"]),
         Route("/background/log", background_log),

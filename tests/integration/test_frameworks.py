@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import RunningServer, run_server
+from tests.integration.h2_servers import TLSFiles, tls_files
 
 TIMEOUT = 10.0
 Serve = Callable[..., RunningServer]
@@ -102,6 +105,49 @@ def test_starlette_streaming_response(starlette_server: RunningServer, http2: bo
         assert response.status_code == 200
         body = b"".join(response.iter_bytes())
     assert body == b"".join(b"line %d\n" % i for i in range(200))
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_starlette_file_response_and_ranges(starlette_server: RunningServer, http2: bool) -> None:
+    import tests.apps.starlette_app as module
+
+    source = Path(module.__file__).read_bytes()
+    with http(starlette_server, http2=http2) as client:
+        whole = client.get("/source")
+        assert whole.status_code == 200
+        assert whole.content == source
+        assert whole.headers["content-length"] == str(len(source))
+        part = client.get("/source", headers={"range": "bytes=10-29"})
+        assert part.status_code == 206
+        assert part.content == source[10:30]
+        assert part.headers["content-range"] == f"bytes 10-29/{len(source)}"
+        head = client.head("/source")
+        assert head.content == b""
+        assert head.headers["content-length"] == str(len(source))
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_starlette_endless_stream_stops_when_the_client_leaves(
+    starlette_server: RunningServer, http2: bool
+) -> None:
+    from tests.apps.starlette_app import TICKER_LOG
+
+    TICKER_LOG.clear()
+    client = http(starlette_server, http2=http2)
+    with client.stream("GET", "/ticker") as response:
+        lines = response.iter_lines()
+        assert next(lines) == "tick 0"
+        assert next(lines) == "tick 1"
+        client.close()
+    # Starlette's send() fails with the server's ClientDisconnected (an OSError), the app
+    # returns and the ticks stop.
+    state = starlette_server.server.state
+    assert state is not None
+    assert eventually(lambda: not state.exchanges)
+    produced = len(TICKER_LOG)
+    time.sleep(0.1)
+    assert len(TICKER_LOG) == produced
+    assert produced < 100
 
 
 def test_starlette_form_and_multipart_upload(starlette_server: RunningServer) -> None:
@@ -288,6 +334,34 @@ def test_fastapi_websocket_with_dependency(fastapi_server: RunningServer) -> Non
         connect(url, open_timeout=5)
     assert refused.value.response.status_code == 401
     assert json.loads(bytes(refused.value.response.body or b"")) == {"detail": "who are you?"}
+
+
+@pytest.fixture(scope="module")
+def framework_tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    return tls_files(tmp_path_factory.mktemp("framework-tls"))
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_fastapi_over_tls(serve_app: Serve, framework_tls: TLSFiles, http2: bool) -> None:
+    """HTTPS with ALPN: h2 when offered, HTTP/1.1 otherwise; the app sees scheme https."""
+    from tests.apps.fastapi_app import app
+
+    server = serve_app(
+        app, ssl_certfile=str(framework_tls.certfile), ssl_keyfile=str(framework_tls.keyfile)
+    )
+    context = ssl.create_default_context(cafile=str(framework_tls.cafile))
+    with httpx.Client(
+        base_url=server.url, verify=context, http1=not http2, http2=http2, timeout=TIMEOUT
+    ) as client:
+        response = client.get("/items/1", headers={"X-User": "eve"})
+        assert response.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+        assert response.json()["user"] == "eve"
+        upload = client.post(
+            "/upload", data={"description": "tls"}, files={"files": ("x", b"y" * 200_000)}
+        )
+        assert upload.json()["files"][0]["size"] == 200_000
+        events = client.get("/stream", params={"n": 5}).text
+        assert events == "".join(f"data: {i}\n\n" for i in range(5))
 
 
 # =========================================================================== Django
