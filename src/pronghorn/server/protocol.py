@@ -401,6 +401,10 @@ class ConnectionProtocol(asyncio.Protocol):
         """Close now, writing whatever is already queued first."""
         if self.transport is None or self.closed:
             return
+        if type(self.core) is HTTP2Connection:
+            # A GOAWAY first (RFC 9113 §6.8): the peer then knows no request was in flight,
+            # rather than racing a new one against the close.
+            self.core.start_shutdown()
         data = self.core.data_to_send()
         if data:
             self.transport.write(data)
