@@ -346,6 +346,18 @@ def test_graceful_shutdown_finishes_open_streams() -> None:
         assert client.closed
 
 
+def test_idle_connection_gets_goaway_before_close() -> None:
+    settings = {"timeout_keep_alive": 0.2, "timeout_request_header": 0.4}
+    with serve(hello, **settings) as server, H2Client(server.port) as client:
+        stream_id = client.request("/")
+        client.read_until(client.ended(stream_id))
+        client.read_until(lambda events: False, timeout=3)
+        assert client.closed
+        (goaway,) = client.of(h2.events.ConnectionTerminated)
+        assert goaway.error_code == ErrorCodes.NO_ERROR
+        assert goaway.last_stream_id == stream_id
+
+
 # --------------------------------------------------------------------------- curl, h2load
 @needs_curl
 def test_curl_prior_knowledge_and_h2c_upgrade() -> None:
