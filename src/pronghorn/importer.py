@@ -71,19 +71,20 @@ def _import_module(module_str: str) -> Any:
 def _describe_failure(module_str: str, exc: BaseException) -> str:
     """One line: what the user's module raised, and where."""
     where = ""
-    if isinstance(exc, SyntaxError):
-        # str(SyntaxError) already names the file and line.
-        detail = f"SyntaxError: {exc}"
-    else:
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # str() of a SyntaxError already names the file and line; other errors get their frame.
+    if not isinstance(exc, SyntaxError):
         frames = traceback.extract_tb(exc.__traceback__)
         # The deepest frame outside importlib's bootstrap is where the user's code raised.
         user_frames = [f for f in frames if not f.filename.startswith("<frozen")]
         if user_frames:
-            last = user_frames[-1]
-            where = f" (at {last.filename}:{last.lineno})"
-    detail = " ".join(detail.split())  # a multi-line message would break the one-line rule
-    return f"Error while importing module {module_str!r}: {detail}{where}"
+            where = f" (at {user_frames[-1].filename}:{user_frames[-1].lineno})"
+    return f"Error while importing module {module_str!r}: {_one_line(exc)}{where}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (a multi-line message would break the one-line rule)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())
 
 
 def load_env_file(path: str) -> None:
@@ -138,7 +139,7 @@ def load_app(config: Config, app: object | None = None) -> ASGIApp:
     """The ASGI 3 callable the server should run for ``config`` (or for the given ``app``)."""
     if config.env_file:
         load_env_file(config.env_file)
-    name = "the app"
+    name = "the app object"
     if app is None:
         name = config.app or DEMO_APP
         _prepend_app_dir(config.app_dir)
@@ -149,8 +150,7 @@ def load_app(config: Config, app: object | None = None) -> ASGIApp:
         try:
             app = app()
         except Exception as exc:
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-            raise AppImportError(f"Error calling the factory {name}: {detail}") from exc
+            raise AppImportError(f"Error calling the factory {name}: {_one_line(exc)}") from exc
     if not callable(app):
         raise AppImportError(
             f"{name} is not an application: it is a {type(app).__name__}, not a callable."
