@@ -114,28 +114,34 @@ def wrk(port: int, duration: float, connections: int, *extra: str) -> float:
     return float(match.group(1))
 
 
+SETUPS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "1 worker": (1, ()),
+    "2 workers": (2, ()),
+    "2 workers --reuse-port": (2, ("--reuse-port",)),
+}
+
+
 def throughput(args: argparse.Namespace) -> None:
-    rates: dict[int, list[float]] = {1: [], 2: []}
-    # Alternate 1 and 2 workers round by round: on a shared machine the load from other jobs
-    # drifts, and ratios taken in the same round drift far less than absolute figures.
+    rates: dict[str, list[float]] = {name: [] for name in SETUPS}
+    # Alternate the setups round by round: on a shared machine the load from other jobs drifts,
+    # and ratios taken in the same round drift far less than absolute figures.
     for _ in range(args.rounds):
-        for workers in (1, 2):
+        for name, (workers, extra) in SETUPS.items():
             # The CLI serves --workers 1 in-process (no supervisor): what a one-worker user runs.
-            server = Server("benchmarks.apps.hello:app", workers, cwd=ROOT, env={})
+            server = Server("benchmarks.apps.hello:app", workers, *extra, cwd=ROOT, env={})
             try:
                 wrk(server.port, 1, args.connections)  # warm up
-                rates[workers].append(wrk(server.port, args.duration, args.connections))
+                rates[name].append(wrk(server.port, args.duration, args.connections))
             finally:
                 server.stop()
-    for workers, samples in rates.items():
+    for name, samples in rates.items():
         shown = ", ".join(f"{r:.0f}" for r in samples)
-        print(f"hello, {workers} worker(s): median {median(samples):8.0f} requests/s ({shown})")
-    ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
-    print(
-        f"ratio 2 workers / 1 worker: median {median(ratios):.2f} (rounds: "
-        + ", ".join(f"{r:.2f}" for r in ratios)
-        + ")"
-    )
+        print(f"hello, {name}: median {median(samples):8.0f} requests/s ({shown})")
+    one = rates["1 worker"]
+    for name in ("2 workers", "2 workers --reuse-port"):
+        ratios = [two / single for single, two in zip(one, rates[name], strict=True)]
+        shown = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"ratio {name} / 1 worker: median {median(ratios):.2f} (rounds: {shown})")
 
 
 def spread(args: argparse.Namespace) -> None:
