@@ -39,7 +39,7 @@ def _ignore(signum: int, frame: object) -> None:
     """The supervisor decides what these mean."""
 
 
-class Worker:
+class WorkerRunner:
     """Runs one server and keeps the supervisor informed about it."""
 
     def __init__(self, config: Config, control: socket.socket) -> None:
@@ -54,19 +54,19 @@ class Worker:
     def run(self, sockets: list[socket.socket]) -> int:
         from pronghorn.server.server import Server, new_event_loop
 
-        # The server imports the app inside its loop, as it does when serving in-process, so an
-        # app behaves the same with one worker or many.
-        worker = self
+        runner = self
 
         class WorkerServer(Server):
             def request_shutdown(self) -> None:
-                # The server stopping by itself (its request limit): say so now, so that the
-                # supervisor starts the replacement while this one drains.
-                if not worker.stop_requested and not worker.draining:
-                    worker.draining = True
-                    worker.send(channel.draining())
+                # Not asked by us: the server stops by itself (its request limit). Say so now,
+                # so that the supervisor starts the replacement while this one drains.
+                if not runner.stop_requested and not runner.draining:
+                    runner.draining = True
+                    runner.send(channel.draining())
                 super().request_shutdown()
 
+        # No app is passed: the server imports it inside its loop, as it does when serving
+        # in-process, so an app behaves the same with one worker or many.
         self.server = server = WorkerServer(self.config)
         server.on_started.append(self._on_started)
         loop = new_event_loop(self.config.loop)
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path[:] = orders.sys_path
     pronghorn_logging.configure(orders.config)
     sockets = [socket.socket(fileno=fd) for fd in orders.socket_fds]
-    return Worker(orders.config, control).run(sockets)
+    return WorkerRunner(orders.config, control).run(sockets)
 
 
 if __name__ == "__main__":
