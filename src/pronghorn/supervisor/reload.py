@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePath
 
 from pronghorn.config import Config
+from pronghorn.errors import StartupError
 
 logger = logging.getLogger("pronghorn.error")
 
@@ -46,7 +47,6 @@ class ChangeFilter:
         excludes: Iterable[str] = (),
     ) -> None:
         self.roots = [Path(root).resolve() for root in roots]
-        self.includes = (*DEFAULT_INCLUDES, *includes)
         self.user_includes = tuple(includes)
         self.excludes = tuple(excludes)
 
@@ -117,6 +117,11 @@ class Watcher:
     """
 
     def __init__(self, config: Config, on_change: Callable[[list[str]], None]) -> None:
+        try:
+            import watchfiles
+        except ImportError:
+            raise StartupError("--reload needs the watchfiles package") from None
+        self._watch = watchfiles.watch
         self.directories = watched_directories(config)
         for missing in (d for d in self.directories if not d.is_dir()):
             logger.warning("--reload-dir %s does not exist; not watching it", missing)
@@ -137,10 +142,8 @@ class Watcher:
         self._thread.join(timeout=2.0)
 
     def _run(self) -> None:
-        import watchfiles
-
         try:
-            for changes in watchfiles.watch(
+            for changes in self._watch(
                 *self.directories,
                 watch_filter=self.filter,
                 step=self.delay_ms,
