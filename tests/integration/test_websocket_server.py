@@ -320,6 +320,21 @@ class TestHandshake:
         with serve(deny) as server:
             run(client(server.url))
 
+    def test_over_limit_concurrency_is_503(self) -> None:
+        async def client(url: str) -> None:
+            async with connect(url + "/ws") as ws:
+                await ws.send("first")
+                assert await ws.recv() == "first"
+                with pytest.raises(InvalidStatus) as info:
+                    async with connect(url + "/ws"):
+                        pass
+                assert info.value.response.status_code == 503
+                await ws.send("still served")
+                assert await ws.recv() == "still served"
+
+        with serve(echo, limit_concurrency=1) as server:
+            run(client(server.url))
+
     def test_ws_none_serves_upgrade_as_plain_http(self) -> None:
         async def http_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
             assert scope["type"] == "http"
