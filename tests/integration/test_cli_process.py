@@ -364,3 +364,42 @@ def test_run_raises_on_lifespan_failure(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "raised: the application failed its lifespan startup"
+
+
+DJANGO_APP = """
+from django.conf import settings
+
+settings.configure(
+    DEBUG=False, ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], SECRET_KEY="test-only",
+    MIDDLEWARE=[],
+)
+
+from django.core.asgi import get_asgi_application
+from django.core.wsgi import get_wsgi_application
+from django.http import HttpResponse
+from django.urls import path
+
+
+def index(request):
+    return HttpResponse(f"django {request.method} {request.path} {request.body.decode()}")
+
+
+urlpatterns = [path("hello/", index)]
+wsgi = get_wsgi_application()
+asgi = get_asgi_application()
+"""
+
+
+@pytest.mark.parametrize("attribute", ["wsgi", "asgi"])
+def test_django_wsgi_and_asgi_are_detected(
+    attribute: str, processes: list[Pronghorn], tmp_path: Path
+) -> None:
+    (tmp_path / "djapp.py").write_text(DJANGO_APP)
+    server = start(
+        processes, f"djapp:{attribute}", "--port", "0", "--root-path", "/site", cwd=tmp_path
+    )
+    url = server.wait_for_line(STARTUP).group(1)
+    response = httpx.post(url + "/hello/", content=b"body!", timeout=10)
+    assert response.text == "django POST /site/hello/ body!"
+    server.proc.send_signal(signal.SIGINT)
+    assert server.finish() == 0
