@@ -147,7 +147,7 @@ class TestStreams:
         respond(peer, first, b"one")
         assert peer.body(first) == b"one"
         assert peer.body(second) == b"two"
-        assert peer.server.statistics()["streams"] == 0
+        assert peer.server.statistics()["active_streams"] == 0
 
     def test_streams_past_the_limit_are_refused(self) -> None:
         peer = Peer(HTTP2Limits(max_concurrent_streams=2))
@@ -320,7 +320,7 @@ class TestFlowControl:
             received = sum(len(e.data) for e in peer.of(h2.events.DataReceived, stream_id))
             peer.client.acknowledge_received_data(received, stream_id)
         assert peer.body(stream_id) == b"z" * 200000
-        assert peer.server.statistics()["streams"] == 0
+        assert peer.server.statistics()["active_streams"] == 0
 
 
 # --------------------------------------------------------------------------- §6.5 / §6.7 / §6.8
@@ -524,7 +524,7 @@ class TestMessages:
         (response,) = peer.of(h2.events.ResponseReceived, stream_id)
         assert dict(response.headers)[b":status"] == b"413"
         peer.server.app_finished(stream_id)
-        assert peer.server.statistics()["streams"] == 0
+        assert peer.server.statistics()["active_streams"] == 0
 
     def test_body_after_the_response_is_discarded_but_acknowledged(self) -> None:
         peer = Peer(HTTP2Limits(initial_window_size=65535))

@@ -87,7 +87,7 @@ class TestRapidReset:
             peer.exchange()  # the apps never finish
         requests = [e for e in peer.server_events if isinstance(e, RequestReceived)]
         assert len(requests) == 5  # the rest were refused, so at most 5 apps run
-        assert peer.server.statistics()["streams"] == 5
+        assert peer.server.statistics()["active_streams"] == 5
 
 
 class TestContinuationFlood:
@@ -185,7 +185,7 @@ class TestZeroWindowStall:
         peer.exchange()
         assert peer.of(h2.events.StreamReset, stream_id)
         assert peer.server.statistics() == {
-            "streams": 0,
+            "active_streams": 0,
             "blocked_streams": 0,
             "buffered_out": 0,
             "unacknowledged_in": 0,

@@ -217,7 +217,7 @@ class HTTP2Connection:
     def statistics(self) -> dict[str, int]:
         streams = self._streams.values()
         return {
-            "streams": len(self._streams),
+            "active_streams": len(self._streams),
             "blocked_streams": self._sender.blocked_count,
             "buffered_out": sum(s.out_size for s in streams),
             "unacknowledged_in": sum(s.unacked for s in streams),
