@@ -464,3 +464,93 @@ def test_fifty_concurrent_requests(transport: Transport) -> None:
     assert [r.status_code for r in responses] == [200] * 50
     assert [r.text for r in responses] == [f"/r{i}" for i in range(50)]
     assert {r.http_version for r in responses} == {transport.httpx_version}
+
+
+def test_fifty_concurrent_uploads(transport: Transport) -> None:
+    """50 bodies of ~200 KB at once (one HTTP/2 connection shares one connection window)."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        body, _ = await read_body(receive)
+        await asyncio.sleep(0.01)
+        await respond(send, hashlib.sha256(body).hexdigest().encode())
+
+    payloads = [bytes([i]) * (200_000 + i) for i in range(50)]
+
+    async def fire(base: Any) -> list[httpx.Response]:
+        async with transport.async_client(base) as client:
+            return await asyncio.gather(*(client.post("/", content=p) for p in payloads))
+
+    with transport.serve(app) as server:
+        responses = asyncio.run(asyncio.wait_for(fire(server), 20))
+    assert [r.text for r in responses] == [hashlib.sha256(p).hexdigest() for p in payloads]
+
+
+def test_an_unread_body_does_not_starve_other_requests(transport: Transport) -> None:
+    """One app that does not read its 3 MiB body holds back only its own request."""
+    release = asyncio.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["path"] == "/stuck":
+            loops.append(asyncio.get_running_loop())
+            await asyncio.wait_for(release.wait(), 10)
+        body, _ = await read_body(receive)
+        await respond(send, str(len(body)).encode())
+
+    async def fire(base: Any) -> tuple[list[httpx.Response], httpx.Response]:
+        async with transport.async_client(base) as client:
+            stuck = asyncio.ensure_future(client.post("/stuck", content=b"s" * (3 * MiB)))
+            for _ in range(500):
+                if loops:
+                    break
+                await asyncio.sleep(0.01)
+            others = await asyncio.wait_for(
+                asyncio.gather(*(client.post("/ok", content=b"o" * 500_000) for _ in range(5))),
+                8,
+            )
+            loops[0].call_soon_threadsafe(release.set)
+            return others, await stuck
+
+    with transport.serve(app) as server:
+        others, stuck = asyncio.run(asyncio.wait_for(fire(server), 20))
+    assert [o.text for o in others] == ["500000"] * 5
+    assert stuck.text == str(3 * MiB)
+
+
+def test_content_length_mismatch_never_looks_complete(transport: Transport) -> None:
+    """A body longer or shorter than the app's content-length ends in an error on the wire."""
+    errors: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        declared = b"5" if scope["path"] == "/long" else b"50"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", declared)],
+            }
+        )
+        try:
+            await send({"type": "http.response.body", "body": b"0123456789"})
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+            raise
+
+    with transport.serve(app) as server, transport.client(server) as client:
+        for path in ("/long", "/short"):
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.get(path)
+        assert wait_for(lambda: len(errors) == 2)
+    assert errors == ["ResponseLengthError"] * 2  # raised in the app's send(), both ways
+
+
+def test_header_injection_never_reaches_the_wire(transport: Transport) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        headers = [(b"x-bad", b"a\r\nx-injected: yes")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    with transport.serve(app) as server:
+        response = transport.raw(server)
+    assert response.status != 200
+    assert not response.header(b"x-injected")
