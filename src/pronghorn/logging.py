@@ -148,6 +148,8 @@ class AccessLogger:
         if template is None or key != self._template_key:
             model = logger.makeRecord(logger.name, logging.INFO, "", 0, ACCESS_TEXT, (), None)
             template = self._template = dict(model.__dict__)
+            if "taskName" in template:  # Python 3.12+: the model's task is not the next one's
+                template["taskName"] = None
             self._template_key = key
         now = time.time()
         fields = template.copy()
