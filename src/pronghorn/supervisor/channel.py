@@ -1,11 +1,12 @@
 """What the supervisor and a worker say to each other, and how a worker's exit status reads.
 
 Each worker gets one end of a UNIX socket pair. The supervisor writes the worker's orders first
-(one JSON line: the settings, the listening socket descriptors, its request limit), then a ``ping``
-line now and then; the worker answers ``ready`` once its server serves and ``pong <rss bytes>`` to
-each ping, both from its event loop, so a worker whose loop is blocked stops answering, and says
-``draining`` when its server starts a graceful shutdown by itself (the request limit). End of
-file on either side means the other is gone.
+(one JSON line: the settings with this worker's own request limit, the numbers of the inherited
+listening sockets, the supervisor's ``sys.path``), then a ``ping`` line now and then. The worker
+answers ``ready`` once its server serves and ``pong <rss bytes>`` to each ping, both from its event
+loop, so a worker whose loop is blocked stops answering; it says ``draining`` when its server
+starts a graceful shutdown by itself (the request limit). End of file on either side means the
+other is gone.
 """
 
 from __future__ import annotations

@@ -125,16 +125,14 @@ class Worker:
                 self.process.send_signal(signum)
 
 
-def spawn(
-    config: Config, sockets: list[socket.socket], slot: int, now: float, *, python: str = ""
-) -> Worker:
+def spawn(config: Config, sockets: list[socket.socket], slot: int, now: float) -> Worker:
     """Start a worker serving ``sockets`` and send it its orders."""
     ours, theirs = socket.socketpair()
     fds = [sock.fileno() for sock in sockets]
     try:
         process = subprocess.Popen(
             [
-                python or sys.executable,
+                sys.executable,
                 "-m",
                 "pronghorn.supervisor.worker_main",
                 str(theirs.fileno()),
