@@ -101,7 +101,12 @@ class HTTPExchange:
             failed = True  # shutdown deadline: answer what can still be answered
         except Exception:
             failed = True
-            logger.exception("Exception in ASGI application")
+            if self.cycle.disconnected_flag or protocol.closed:
+                # Frameworks turn our ClientDisconnected into their own exception (Starlette's
+                # StreamingResponse raises ClientDisconnect): a client that left is not an error.
+                logger.debug("ASGI application raised after the client left", exc_info=True)
+            else:
+                logger.exception("Exception in ASGI application")
         finally:
             server.exchanges.discard(self)
             cycle = self.cycle
