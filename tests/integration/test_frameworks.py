@@ -43,6 +43,23 @@ def serve_app() -> Iterator[Serve]:
         yield start
 
 
+@pytest.fixture(autouse=True)
+def no_server_errors(
+    caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """An unchanged app served correctly leaves nothing at WARNING or above in the server log
+    (a test that provokes an app error asks for the ``allow_app_errors`` fixture)."""
+    caplog.set_level(logging.DEBUG, logger="pronghorn")
+    yield
+    if "allow_app_errors" not in request.fixturenames:
+        assert server_warnings(caplog) == []
+
+
+@pytest.fixture
+def allow_app_errors() -> None:
+    """Marks a test whose app raises on purpose: the server logs it at ERROR."""
+
+
 def http(server: RunningServer, *, http2: bool = False) -> httpx.Client:
     """An httpx client for ``server``; ``http2`` uses prior knowledge (no fallback)."""
     if http2:
@@ -60,9 +77,11 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def server_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """pronghorn's log lines at WARNING or above, in every phase of the test so far."""
+    records = [r for phase in ("setup", "call", "teardown") for r in caplog.get_records(phase)]
     return [
         record.getMessage()
-        for record in caplog.records
+        for record in records
         if record.name.startswith("pronghorn") and record.levelno >= logging.WARNING
     ]
 
@@ -195,7 +214,7 @@ def test_starlette_lifespan_state(serve_app: Serve) -> None:
 
 
 def test_starlette_exception_handlers(
-    starlette_server: RunningServer, caplog: pytest.LogCaptureFixture
+    starlette_server: RunningServer, caplog: pytest.LogCaptureFixture, allow_app_errors: None
 ) -> None:
     with http(starlette_server) as client:
         teapot = client.get("/teapot")
