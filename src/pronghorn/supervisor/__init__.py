@@ -40,11 +40,15 @@ def run(config: Config) -> int:
             logger.info("Listening on %s", describe(sock))
         supervisor = Supervisor(config, listeners)
         watcher = None
-        if config.reload:
-            from pronghorn.supervisor.reload import Watcher
+        try:
+            if config.reload:
+                from pronghorn.supervisor.reload import Watcher
 
-            watcher = Watcher(config, supervisor.files_changed)
-            watcher.start()
+                watcher = Watcher(config, supervisor.files_changed)
+                watcher.start()
+        except BaseException:
+            supervisor.close()
+            raise
         logger.info("Started supervisor process [%d]", os.getpid())
         try:
             return supervisor.run()

@@ -105,16 +105,21 @@ class Supervisor:
             self._loop()
         finally:
             self._restore_signal_handlers(previous)
-            for worker in list(self.workers.values()):
-                worker.kill("the supervisor is exiting")
-                worker.process.wait()
-                self._forget(worker)
-            for extra in self.slot_sockets[1:]:
-                sockets.close_sockets([s for s in extra if s not in self.slot_sockets[0]])
-            self._selector.close()
-            self._wake_reader.close()
-            self._wake_writer.close()
+            self.close()
         return self.exit_code
+
+    def close(self) -> None:
+        """Kill and reap any worker left (only after an error), release what __init__ opened."""
+        for worker in list(self.workers.values()):
+            worker.kill("the supervisor is exiting")
+            worker.process.wait()
+            self._forget(worker)
+        for extra in self.slot_sockets[1:]:
+            sockets.close_sockets([s for s in extra if s not in self.slot_sockets[0]])
+        del self.slot_sockets[1:]
+        self._selector.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
