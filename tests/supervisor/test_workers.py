@@ -300,6 +300,12 @@ def test_socket_activation_and_readiness(app_dir: Path) -> None:
         for pid in server.worker_pids():
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             assert not [v for v in environ if v.startswith((b"NOTIFY_SOCKET=", b"LISTEN_"))]
+        # systemctl reload with Type=notify-reload: SIGHUP, then RELOADING=1 ... READY=1.
+        server.signal(signal.SIGHUP)
+        assert notify.recv(100).startswith(b"RELOADING=1\nMONOTONIC_USEC=")
+        assert notify.recv(100) == b"READY=1"
+        server.wait_log(r"Stopped worker process", 10, count=2)  # both replaced
+        assert get(port)[0] == 200
         server.signal(signal.SIGTERM)
         assert notify.recv(100) == b"STOPPING=1"
         assert server.wait(15) == 0

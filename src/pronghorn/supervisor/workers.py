@@ -78,6 +78,7 @@ class Supervisor:
         self.stopping = False
         self.exit_code = channel.EXIT_OK
         self.announced_ready = False
+        self.reloading = False  # a SIGHUP rolling restart is under way
         self._signals: collections.deque[int] = collections.deque()
         self._selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -185,6 +186,9 @@ class Supervisor:
                 continue
             elif signum == signal.SIGHUP:
                 logger.info("Received SIGHUP; replacing the workers one at a time")
+                # systemd's Type=notify-reload sends SIGHUP and waits for READY=1 again.
+                systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+                self.reloading = True
                 self._start_rolling_restart()
             elif signum == signal.SIGTTIN:
                 self._resize(self.target + 1, now)
@@ -284,6 +288,10 @@ class Supervisor:
             old = self.rolling.popleft()
             if old.pid in self.workers and old.state is WorkerState.SERVING:
                 self.replacing = self._spawn(old.slot, now, replaces=old)
+        if self.reloading and self.replacing is None and not self.rolling:
+            self.reloading = False
+            logger.info("Rolling restart done")
+            systemd.notify("READY=1")
 
     def _spawn(self, slot: int, now: float, replaces: Worker | None = None) -> Worker:
         config = self.config
