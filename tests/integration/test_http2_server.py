@@ -358,6 +358,30 @@ def test_idle_connection_gets_goaway_before_close() -> None:
         assert goaway.last_stream_id == stream_id
 
 
+def test_unanswered_keepalive_ping_closes_the_connection() -> None:
+    import socket
+    import time
+
+    from hyperframe.frame import SettingsFrame
+
+    from pronghorn.protocols.negotiate import PREFACE
+
+    with (
+        serve(hello, http2_ping_interval=0.2) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+    ):
+        raw.sendall(PREFACE + SettingsFrame(0).serialize())  # then never answer a PING
+        started = time.monotonic()
+        received = b""
+        for _ in range(100):
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        assert time.monotonic() - started < 4
+        assert b"\x00\x00\x08\x06\x00" in received  # a PING frame went out first
+
+
 # --------------------------------------------------------------------------- curl, h2load
 @needs_curl
 def test_curl_prior_knowledge_and_h2c_upgrade() -> None:
