@@ -153,6 +153,20 @@ async def websocket_echo(websocket: WebSocket) -> None:
         pass
 
 
+async def websocket_bytes(websocket: WebSocket) -> None:
+    """Binary echo with a byte count; closes with 4000 when told 'bye'."""
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") == "bye":
+            await websocket.close(code=4000, reason="see you")
+            return
+        data = message.get("bytes") or b""
+        await websocket.send_bytes(len(data).to_bytes(4, "big") + data[::-1])
+
+
 async def mounted(request: Request) -> Response:
     return JSONResponse({"root_path": request.scope["root_path"], "path": request.url.path})
 
@@ -174,6 +188,7 @@ app = Starlette(
         Route("/crash", crash),
         Mount("/sub", routes=[Route("/where", mounted)]),
         WebSocketRoute("/ws", websocket_echo),
+        WebSocketRoute("/ws-bytes", websocket_bytes),
     ],
     exception_handlers={TeapotError: teapot_handler},
     lifespan=lifespan,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import RunningServer, run_server
@@ -237,6 +238,33 @@ def test_starlette_websocket(starlette_server: RunningServer) -> None:
         for word in ("one", "two", "ünïcode"):
             ws.send(word)
             assert ws.recv(timeout=5) == word.upper()
+
+
+def test_starlette_websocket_binary_large_and_server_close(
+    starlette_server: RunningServer,
+) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB, under the 16 MiB default limit
+    with connect(f"{starlette_server.ws_url}/ws-bytes", open_timeout=5, max_size=None) as ws:
+        ws.send(big)
+        reply = ws.recv(timeout=10)
+        assert isinstance(reply, bytes)
+        assert int.from_bytes(reply[:4], "big") == len(big)
+        assert reply[4:] == big[::-1]
+        ws.send("bye")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+        assert ws.close_code == 4000
+        assert ws.close_reason == "see you"
+
+
+def test_starlette_websocket_client_vanishing(starlette_server: RunningServer) -> None:
+    """A client that drops the TCP connection without a close frame is just a disconnect."""
+    with connect(f"{starlette_server.ws_url}/ws?name=gone", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5)) == {"hello": "gone"}
+        ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the TCP connection just ends
+    state = starlette_server.server.state
+    assert state is not None
+    assert eventually(lambda: not state.connections)
 
 
 # =========================================================================== FastAPI
@@ -490,6 +518,10 @@ def test_quart_websocket(serve_app: Serve) -> None:
         for message in ("ping", "pong"):
             ws.send(message)
             assert ws.recv(timeout=5) == f"quart:{message}"
+    # The client closed: Quart's handler is cancelled and the connection goes away quietly.
+    state = server.server.state
+    assert state is not None
+    assert eventually(lambda: not state.connections)
 
 
 # =========================================================================== Litestar
@@ -528,3 +560,6 @@ def test_litestar_websocket(serve_app: Serve) -> None:
         for message in ("alpha", "beta"):
             ws.send(message)
             assert ws.recv(timeout=5) == f"litestar:{message}"
+    state = server.server.state
+    assert state is not None
+    assert eventually(lambda: not state.connections)
