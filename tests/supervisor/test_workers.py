@@ -19,7 +19,21 @@ from pathlib import Path
 import pytest
 from supervisor_harness import Pronghorn, alive, get, served_by, wait_for, write_app
 
-from pronghorn.supervisor.workers import backoff
+from pronghorn.config import Config
+from pronghorn.supervisor.workers import Supervisor, backoff
+
+
+def test_statistics_before_any_worker() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    supervisor = Supervisor(Config(workers=3), [listener])
+    try:
+        assert supervisor.statistics() == {
+            "target": 3, "starting": 0, "serving": 0, "stopping": 0,
+            "started_total": 0, "crashed_total": 0,
+        }  # fmt: skip
+    finally:
+        supervisor.close()
+        listener.close()
 
 
 def test_backoff_grows_and_is_capped() -> None:

@@ -79,6 +79,8 @@ class Supervisor:
         self.exit_code = channel.EXIT_OK
         self.announced_ready = False
         self.reloading = False  # a SIGHUP rolling restart is under way
+        self.started_total = 0
+        self.crashed_total = 0
         self._signals: collections.deque[int] = collections.deque()
         self._selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -89,6 +91,18 @@ class Supervisor:
         self.ping_interval = min(max(interval, 0.05), 5.0)
 
     # ------------------------------------------------------------------ outside world
+    def statistics(self) -> dict[str, int]:
+        """A snapshot: wanted workers, workers by state, and what happened to them so far."""
+        states = collections.Counter(w.state for w in self.workers.values())
+        return {
+            "target": self.target,
+            "starting": states[WorkerState.STARTING],
+            "serving": states[WorkerState.SERVING],
+            "stopping": states[WorkerState.STOPPING],
+            "started_total": self.started_total,
+            "crashed_total": self.crashed_total,
+        }
+
     def wake(self) -> None:
         """Thread-safe: make the loop look at its queues now."""
         with contextlib.suppress(OSError):
@@ -306,6 +320,7 @@ class Supervisor:
             )
         worker = spawn(config, self.slot_sockets[slot], slot, now)
         worker.replaces = replaces
+        self.started_total += 1
         self.workers[worker.pid] = worker
         self._selector.register(worker.control, selectors.EVENT_READ, worker)
         logger.info("Started worker process [%d]", worker.pid)
@@ -410,6 +425,7 @@ class Supervisor:
             self.shutdown(time.monotonic(), channel.EXIT_STARTUP_FAILED)
 
     def _on_crash(self, worker: Worker, described: str, now: float) -> None:
+        self.crashed_total += 1
         self.crashes[worker.slot] += 1
         delay = backoff(self.crashes[worker.slot])
         logger.error(
