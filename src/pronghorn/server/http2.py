@@ -81,7 +81,7 @@ def select_core(protocol: ConnectionProtocol, ssl_object: Any) -> None:
         if from_alpn(ssl_object.selected_alpn_protocol()) is Choice.HTTP2:
             use_http2(protocol, new_core(protocol))
         return
-    protocol.switch_core(PrefaceSniffer(protocol))
+    protocol.switch_core(PrefaceSniffer(protocol, protocol.core))
 
 
 def use_http2(protocol: ConnectionProtocol, core: HTTP2Connection) -> None:
@@ -97,10 +97,12 @@ class PrefaceSniffer:
     """A cleartext connection's first core: waits for enough bytes to tell the HTTP/2 preface
     (RFC 9113 §3.3) from an HTTP/1.1 request, then hands everything to the chosen core."""
 
-    __slots__ = ("_buffer", "_closing", "_inner", "_protocol")
+    __slots__ = ("_buffer", "_closing", "_http1", "_inner", "_protocol")
 
-    def __init__(self, protocol: ConnectionProtocol) -> None:
+    def __init__(self, protocol: ConnectionProtocol, http1: Any) -> None:
         self._protocol = protocol
+        #: The HTTP/1.1 core the connection was created with, reused when HTTP/1.1 it is.
+        self._http1 = http1
         self._buffer = b""
         self._inner: Any = None
         self._closing = False
@@ -134,9 +136,12 @@ class PrefaceSniffer:
             core: Any = new_core(protocol)
             use_http2(protocol, core)
         else:
-            server = protocol.server
-            core = HTTP1Connection(server.h1_limits, server.defaults)
+            core = self._http1
+            if not isinstance(core, HTTP1Connection):
+                server = protocol.server
+                core = HTTP1Connection(server.h1_limits, server.defaults)
             protocol.switch_core(core)
+        self._http1 = None
         self._inner = core
         core.receive_data(buffer)
 
