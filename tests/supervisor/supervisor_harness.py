@@ -19,8 +19,8 @@ from typing import Any
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # A small app that says who served it. /slow?S sleeps S seconds in the loop; /block?S blocks the
-# loop (a hung worker); lifespan startup fails when the FAIL_STARTUP variable is set and takes
-# SLOW_STARTUP seconds.
+# loop (a hung worker); /exit kills its worker. Lifespan startup fails when the FAIL_STARTUP
+# variable is set and takes SLOW_STARTUP seconds.
 APP = textwrap.dedent(
     """
     import asyncio, os, time
@@ -47,6 +47,8 @@ APP = textwrap.dedent(
             await asyncio.sleep(seconds)
         elif scope["path"] == "/block":
             time.sleep(seconds)
+        elif scope["path"] == "/exit":
+            os._exit(1)
         body = f"{VERSION} {os.getpid()}".encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})

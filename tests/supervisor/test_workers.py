@@ -138,6 +138,23 @@ def test_kill_9_replaces_the_worker_and_the_survivor_keeps_serving(app_dir: Path
         server.stop()
 
 
+def test_a_crashing_worker_is_restarted_with_backoff(app_dir: Path) -> None:
+    server = start(app_dir, "--workers", "2")
+    try:
+        port = server.port()
+        server.wait_serving(2)
+        for crashes in range(1, 5):
+            with pytest.raises(ConnectionError):
+                get(port, "/exit")
+            server.wait_log(r"died \(exit status 1\)", 5, count=crashes)
+        # Four crashes over two slots: some slot crashed twice in a row and waits before starting.
+        assert re.search(r"died \(exit status 1\); restarting it in 0\.\d+ s", server.log)
+        wait_for(lambda: len(server.worker_pids()) == 2, 10, "both slots to be filled again")
+        assert get(port)[0] == 200
+    finally:
+        server.stop()
+
+
 def test_sighup_rolling_restart_under_load_loses_no_request(app_dir: Path) -> None:
     server = start(app_dir, "--workers", "2")
     try:
