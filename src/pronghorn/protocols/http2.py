@@ -59,7 +59,6 @@ from pronghorn.protocols.http2_stream import (
     H2Stream,
     Send,
     clean_fields,
-    has_bad_byte,
     require,
 )
 
@@ -517,7 +516,11 @@ class HTTP2Connection:
             require(stream.sending in (Send.HEAD_HELD, Send.BODY), "Trailers before a response")
             self._sender.send_trailers(stream, event.headers)
         elif isinstance(event, PushPromise):
-            self._push(stream, event)
+            # Not after our GOAWAY, and a pushed stream counts against our own stream limit.
+            if self._goaway_last is None and (
+                len(self._streams) < self._limits.max_concurrent_streams
+            ):
+                self._sender.push(stream, event)
         elif isinstance(event, AcceptWebSocket):
             require(stream.tunnel and stream.sending is Send.IDLE, "AcceptWebSocket misplaced")
             headers = [(b":status", b"200"), *clean_fields(event.headers, "header")]
@@ -532,50 +535,6 @@ class HTTP2Connection:
             require(False, "WebSocket frames over HTTP/2 are Body events on the tunnel")
         else:
             assert_never(event)
-
-    def _push(self, stream: H2Stream, event: PushPromise) -> None:
-        """Server push (RFC 9113 §8.4) when the client allows it; otherwise ignored, as the
-        ASGI spec permits."""
-        conn = self._h2
-        if (
-            not conn.remote_settings.enable_push
-            or stream.tunnel
-            or self._goaway_last is not None
-            or conn.open_outbound_streams >= conn.remote_settings.max_concurrent_streams
-            or len(self._streams) >= self._limits.max_concurrent_streams
-        ):
-            return
-        if has_bad_byte(event.path) or not event.path.startswith(b"/"):
-            raise ValueError(f"Invalid push path {event.path!r}")
-        headers = clean_fields(event.headers, "header")
-        promised = conn.get_next_available_stream_id()
-        authority = stream.authority or b""
-        conn.push_stream(
-            stream.stream_id,
-            promised,
-            [
-                (b":method", b"GET"),
-                (b":path", event.path),
-                (b":scheme", stream.scheme.encode()),
-                (b":authority", authority),
-                *headers,
-            ],
-        )
-        pushed = H2Stream(promised, b"GET", stream.scheme, stream.authority)
-        pushed.request_done = True
-        self._streams[promised] = pushed
-        self._events.append(
-            RequestReceived(
-                promised,
-                b"GET",
-                event.path,
-                "2",
-                headers,
-                authority=stream.authority,
-                scheme=stream.scheme,
-            )
-        )
-        self._events.append(RequestEnded(promised))
 
     # ------------------------------------------------------------------ endings
     def _release(self, stream: H2Stream) -> None:

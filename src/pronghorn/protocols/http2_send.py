@@ -21,6 +21,9 @@ from pronghorn.protocols.events import (
     Headers,
     InboundEvent,
     InformationalResponse,
+    PushPromise,
+    RequestEnded,
+    RequestReceived,
     Response,
     WindowOpened,
 )
@@ -227,3 +230,45 @@ class H2Sender:
             del self._blocked[stream_id]
             self._blocked[stream_id] = None
             self.flush(stream)
+
+    # -------------------------------------------------------------- server push
+    def push(self, stream: H2Stream, event: PushPromise) -> None:
+        """Server push (RFC 9113 §8.4) when the client allows it; otherwise ignored, as the
+        ASGI spec permits. The promised request reaches the shell like a received one."""
+        conn = self._h2
+        if (
+            not conn.remote_settings.enable_push
+            or stream.tunnel
+            or conn.open_outbound_streams >= conn.remote_settings.max_concurrent_streams
+        ):
+            return
+        if has_bad_byte(event.path) or not event.path.startswith(b"/"):
+            raise ValueError(f"Invalid push path {event.path!r}")
+        headers = clean_fields(event.headers, "header")
+        promised = conn.get_next_available_stream_id()
+        conn.push_stream(
+            stream.stream_id,
+            promised,
+            [
+                (b":method", b"GET"),
+                (b":path", event.path),
+                (b":scheme", stream.scheme.encode()),
+                (b":authority", stream.authority or b""),
+                *headers,
+            ],
+        )
+        pushed = H2Stream(promised, b"GET", stream.scheme, stream.authority)
+        pushed.request_done = True
+        self._streams[promised] = pushed
+        self._emit(
+            RequestReceived(
+                promised,
+                b"GET",
+                event.path,
+                "2",
+                headers,
+                authority=stream.authority,
+                scheme=stream.scheme,
+            )
+        )
+        self._emit(RequestEnded(promised))
