@@ -1,4 +1,4 @@
-"""The response side of the HTTP/2 core: heads, bodies under flow control, trailers, 1xx.
+"""The response side of the HTTP/2 core: heads, bodies under flow control, trailers, 1xx, push.
 
 What may change state: ``HTTP2Connection.send`` calls in here for the app's events, and the
 connection's receive side calls ``flush``/``flush_all`` when the peer opens a window. A body that
