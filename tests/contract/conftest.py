@@ -10,6 +10,7 @@ responses, trailers and server push.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 import time
@@ -235,6 +236,31 @@ def transport(request: pytest.FixtureRequest, contract_tls: TLSFiles) -> Transpo
     return Transport(
         name, http2=name.startswith("h2"), tls=contract_tls if name.endswith("tls") else None
     )
+
+
+def server_log(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
+    """pronghorn's log lines at ``level`` or above, from every phase of the test so far."""
+    records = [r for phase in ("setup", "call", "teardown") for r in caplog.get_records(phase)]
+    return [
+        r.getMessage() for r in records if r.name.startswith("pronghorn") and r.levelno >= level
+    ]
+
+
+@pytest.fixture(autouse=True)
+def quiet_server_log(
+    caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """A correct app leaves nothing at WARNING or above in the server log; a test whose app
+    misbehaves on purpose asks for ``allow_app_errors``."""
+    caplog.set_level(logging.DEBUG, logger="pronghorn")
+    yield
+    if "allow_app_errors" not in request.fixturenames:
+        assert server_log(caplog) == []
+
+
+@pytest.fixture
+def allow_app_errors() -> None:
+    """The test's app raises or breaks the protocol on purpose; the server logs it."""
 
 
 def wait_for(condition: Any, timeout: float = 5.0) -> bool:

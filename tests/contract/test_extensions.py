@@ -96,7 +96,9 @@ def test_pathsend(transport: Transport, tmp_path: Path) -> None:
             assert response.content == data
 
 
-def test_pathsend_of_a_missing_file_is_a_server_error(transport: Transport, tmp_path: Path) -> None:
+def test_pathsend_of_a_missing_file_is_a_server_error(
+    transport: Transport, tmp_path: Path, allow_app_errors: None
+) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["path"] == "/ok":
             await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 from typing import Any
 
@@ -176,7 +177,9 @@ def test_default_headers(transport: Transport) -> None:
 
 
 # --------------------------------------------------------------------------- errors
-def test_exception_before_start_is_a_plain_500(transport: Transport) -> None:
+def test_exception_before_start_is_a_plain_500(
+    transport: Transport, caplog: pytest.LogCaptureFixture, allow_app_errors: None
+) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["path"] == "/boom":
             raise RuntimeError("secret-internal-detail")
@@ -189,9 +192,16 @@ def test_exception_before_start_is_a_plain_500(transport: Transport) -> None:
         for leak in ("secret", "Traceback", "RuntimeError", "pronghorn/"):
             assert leak not in text
         assert client.get("/after").text == "fine"  # the server still serves
+    # The details go to the server log instead, with the traceback.
+    records = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in records] == ["Exception in ASGI application"]
+    assert records[0].exc_info is not None
+    assert "secret-internal-detail" in str(records[0].exc_info[1])
 
 
-def test_exception_after_start_never_looks_complete(transport: Transport) -> None:
+def test_exception_after_start_never_looks_complete(
+    transport: Transport, allow_app_errors: None
+) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send(
             {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
@@ -206,7 +216,9 @@ def test_exception_after_start_never_looks_complete(transport: Transport) -> Non
             client.get("/")  # h1: a new connection; h2: another stream on the same one
 
 
-def test_returning_without_a_response_is_a_500(transport: Transport) -> None:
+def test_returning_without_a_response_is_a_500(
+    transport: Transport, allow_app_errors: None
+) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         return None
 
@@ -517,7 +529,9 @@ def test_an_unread_body_does_not_starve_other_requests(transport: Transport) -> 
     assert stuck.text == str(3 * MiB)
 
 
-def test_content_length_mismatch_never_looks_complete(transport: Transport) -> None:
+def test_content_length_mismatch_never_looks_complete(
+    transport: Transport, allow_app_errors: None
+) -> None:
     """A body longer or shorter than the app's content-length ends in an error on the wire."""
     errors: list[str] = []
 
@@ -544,7 +558,9 @@ def test_content_length_mismatch_never_looks_complete(transport: Transport) -> N
     assert errors == ["ResponseLengthError"] * 2  # raised in the app's send(), both ways
 
 
-def test_header_injection_never_reaches_the_wire(transport: Transport) -> None:
+def test_header_injection_never_reaches_the_wire(
+    transport: Transport, allow_app_errors: None
+) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         headers = [(b"x-bad", b"a\r\nx-injected: yes")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
