@@ -17,6 +17,7 @@ import base64
 import hashlib
 import signal
 import sys
+from collections.abc import Callable
 from typing import cast
 
 HEAD_END = b"\r\n\r\n"
@@ -121,16 +122,16 @@ def _unmask_python(payload: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ key).to_bytes(size, "little")
 
 
-try:  # the C routine websockets ships (as uvicorn's default WebSocket stack uses)
-    from websockets.speedups import apply_mask as _apply_mask
-except ImportError:  # pragma: no cover - websockets is a test and bench dependency
-    _apply_mask = None
+def _load_apply_mask() -> Callable[[bytes, bytes], bytes]:
+    """The C routine websockets ships (uvicorn's default WebSocket stack uses it)."""
+    try:
+        from websockets.speedups import apply_mask
+    except ImportError:  # websockets is a test and bench dependency; stay runnable without
+        return _unmask_python
+    return apply_mask
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
-    if _apply_mask is not None:
-        return bytes(_apply_mask(payload, mask))
-    return _unmask_python(payload, mask)
+_unmask = _load_apply_mask()
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:
@@ -215,7 +216,7 @@ class WebSocketEchoProtocol(asyncio.Protocol):
 SHAPES = (*CANNED, "upload", "ws")
 
 
-def _factory(shape: str) -> type[asyncio.Protocol] | object:
+def _factory(shape: str) -> Callable[[], asyncio.Protocol]:
     if shape == "upload":
         return UploadProtocol
     if shape == "ws":
@@ -230,7 +231,7 @@ async def serve(host: str, port: int, shape: str) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
     loop.add_signal_handler(signal.SIGINT, stop.set_result, None)
     factory = _factory(shape)
-    server = await loop.create_server(factory, host, port, backlog=4096)  # type: ignore[arg-type]
+    server = await loop.create_server(factory, host, port, backlog=4096)
     await stop
     server.close()
 

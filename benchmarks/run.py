@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         for workload in WORKLOADS:
             print(f"workload  {workload.name:12} {workload.measures}")
         return 0
+    servers: tuple[str, ...]
+    workloads: tuple[str, ...]
     if args.smoke:
         rounds, duration, warmup = 1, 1, 0
         servers, workloads = SMOKE_SERVERS, ("hello",)
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pronghorn-bench-") as log_dir:
         options = suite.Options(
             servers=servers,
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results = suite.run(options)
     elapsed = time.monotonic() - started
-    environment = versions.environment(server_core, client_core)
+    environment = versions.environment(server_core, client_core, load_at_start)
 
     print()
     print(f"{rounds} round(s) x {duration} s, medians; (Nx) = same-round ratio to uvicorn")

@@ -66,14 +66,20 @@ def packages() -> dict[str, str]:
     return found
 
 
-def environment(server_core: int | None, client_core: int | None) -> dict[str, str]:
+def environment(
+    server_core: int | None, client_core: int | None, load_at_start: float | None = None
+) -> dict[str, str]:
     pinning = (
         f"servers on core {server_core}, load clients on core {client_core}"
         if server_core is not None
         else "not pinned (fewer than 2 usable cores)"
     )
+    load = f"{os.getloadavg()[0]:.1f} at the end"
+    if load_at_start is not None:
+        load = f"{load_at_start:.1f} at the start, {load}"
     return {
         "commit": _commit(),
+        "load average (1 min)": f"{load} (above the core count: other jobs competed)",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "kernel": platform.release(),
         "cpu": f"{_cpu_model()} ({os.cpu_count()} cores)",
