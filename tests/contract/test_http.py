@@ -570,3 +570,22 @@ def test_header_injection_never_reaches_the_wire(
         response = transport.raw(server)
     assert response.status != 200
     assert not response.header(b"x-injected")
+
+
+def test_one_connection_serves_many_requests(transport: Transport) -> None:
+    """Keep-alive (HTTP/1.1) and stream multiplexing (HTTP/2): 100 requests, bodies of varying
+    length and framing, all on one connection, each answered with its own body."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        body, _ = await read_body(receive)
+        client = scope["client"]
+        await respond(send, b"%d %d" % (client[1], len(body)))
+
+    with transport.serve(app) as server, transport.client(server) as client:
+        answers = []
+        for index in range(100):
+            body = b"b" * (index * 37)
+            content = body if index % 2 else iter([body[: index // 2], body[index // 2 :]])
+            answers.append(client.post("/", content=content).text.split())
+    assert len({port for port, _ in answers}) == 1
+    assert [int(length) for _, length in answers] == [index * 37 for index in range(100)]

@@ -383,6 +383,21 @@ def test_fastapi_websocket_with_dependency(fastapi_server: RunningServer) -> Non
     assert json.loads(bytes(refused.value.response.body or b"")) == {"detail": "who are you?"}
 
 
+def test_fastapi_behind_a_root_path(serve_app: Serve) -> None:
+    """--root-path /api: routes match with or without the prefix, docs know where they live."""
+    from tests.apps.fastapi_app import app
+
+    server = serve_app(app, root_path="/api")
+    with http(server) as client:
+        assert client.get("/api/").json() == {"framework": "fastapi"}
+        assert client.get("/").json() == {"framework": "fastapi"}  # a proxy that strips it
+        openapi = client.get("/api/openapi.json").json()
+        assert openapi["servers"] == [{"url": "/api"}]
+        docs = client.get("/api/docs")
+        assert docs.status_code == 200
+        assert "/api/openapi.json" in docs.text
+
+
 @pytest.fixture(scope="module")
 def framework_tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     return tls_files(tmp_path_factory.mktemp("framework-tls"))
