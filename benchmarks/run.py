@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     load_at_start = os.getloadavg()[0]
+    if load_at_start > (os.cpu_count() or 1):
+        progress(
+            f"warning: load average {load_at_start:.1f} on {os.cpu_count()} cores: other jobs "
+            "are running, absolute figures will be noisy (ratios and CPU/request less so)"
+        )
     with tempfile.TemporaryDirectory(prefix="pronghorn-bench-") as log_dir:
         options = suite.Options(
             servers=servers,
