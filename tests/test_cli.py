@@ -257,7 +257,6 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Config]:
     monkeypatch.chdir(tmp_path)
     for name in ("PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("pronghorn.logging.configure", lambda settings: None)
     return seen
 
 
@@ -309,7 +308,6 @@ def test_main_maps_errors_to_exit_codes(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("pronghorn.runner.serve", failing_serve)
-    monkeypatch.setattr("pronghorn.logging.configure", lambda settings: None)
     assert cli.main([]) == code
     assert capsys.readouterr().err == f"pronghorn: error: {error}\n"
 

@@ -253,12 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(exc, 2, debug=False)
 
-    from pronghorn import logging as pronghorn_logging
     from pronghorn.runner import serve
 
     debug = settings.log_level in ("debug", "trace")
     try:
-        pronghorn_logging.configure(settings)
         return serve(settings)
     except ConfigError as exc:
         return _fail(exc, 2, debug=debug)

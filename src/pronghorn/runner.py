@@ -30,24 +30,25 @@ def run(app: Any, **settings: Any) -> None:
     else:
         app_object = app
     config = Config(**settings)
-
-    from pronghorn import logging as pronghorn_logging
-
-    pronghorn_logging.configure(config)
     if serve(config, app_object) == EXIT_LIFESPAN_FAILED:
         # The server has logged the app's message; embedding code gets the typed error.
         raise LifespanFailure("the application failed its lifespan startup")
 
 
 def serve(config: Config, app: object | None = None) -> int:
-    """Serve with a configured ``Config``: in this process, or under the supervisor when
+    """Set up logging, then serve ``config``: in this process, or under the supervisor when
     reloading or running several workers. Returns the exit code."""
-    if config.reload or config.workers > 1:
-        if app is not None:
-            # Workers and reloads import the app afresh in each process.
-            raise ConfigError(
-                "pass the app as an import string ('module:attr') to use reload or workers"
-            )
+    supervised = config.reload or config.workers > 1
+    if supervised and app is not None:
+        # Workers and reloads import the app afresh in each process.
+        raise ConfigError(
+            "pass the app as an import string ('module:attr') to use reload or workers"
+        )
+
+    from pronghorn import logging as pronghorn_logging
+
+    pronghorn_logging.configure(config)
+    if supervised:
         from pronghorn.supervisor import run as supervise
 
         return supervise(config)
