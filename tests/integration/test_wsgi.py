@@ -278,7 +278,14 @@ def test_thread_pool_is_bounded(serve_wsgi: Callable[..., RunningServer]) -> Non
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.2)
+        # Wait for a partner (bounded), then leave room for a third the pool must not admit.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                if running >= 2:
+                    break
+            time.sleep(0.01)
+        time.sleep(0.1)
         with lock:
             running -= 1
         start_response("200 OK", [])
