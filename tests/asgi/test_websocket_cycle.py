@@ -271,6 +271,11 @@ class TestIllegalTransitions:
             {"type": "websocket.accept", "headers": [(b"only-name",)]},
             {"type": "websocket.accept", "headers": [(b"sec-websocket-protocol", b"chat")]},
             {"type": "websocket.accept", "headers": [(b"Sec-WebSocket-Accept", b"forged")]},
+            {"type": "websocket.accept", "headers": [(b"x-a", b"v\r\nx-injected: 1")]},
+            {"type": "websocket.accept", "headers": [(b"x a", b"v")]},
+            {"type": "websocket.accept", "subprotocol": "chat, other"},
+            {"type": "websocket.accept", "subprotocol": "ch\u00e4t"},
+            {"type": "websocket.accept", "subprotocol": ""},
         ],
     )
     def test_invalid_accept(self, message: dict[str, Any]) -> None:
@@ -285,6 +290,18 @@ class TestIllegalTransitions:
             in_state(State.HANDSHAKE).cycle.send(
                 {"type": "websocket.http.response.start", "status": status}
             )
+
+    def test_invalid_denial_header(self) -> None:
+        h = in_state(State.HANDSHAKE)
+        with pytest.raises(AppProtocolError):
+            h.cycle.send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 401,
+                    "headers": [(b"x-a", b"\r\nsplit")],
+                }
+            )
+        assert h.cycle.state is State.HANDSHAKE
 
     def test_denial_body_must_be_bytes(self) -> None:
         with pytest.raises(AppProtocolError):

@@ -78,8 +78,23 @@ def _headers(value: object, what: str) -> Headers:
             raise AppProtocolError(f"{what}: {pair!r} is not a [name, value] pair") from None
         if not isinstance(name, bytes) or not isinstance(val, bytes):
             raise AppProtocolError(f"{what}: header names and values must be bytes: {pair!r}")
+        # Checked here, before any state changes, so no core refuses the field later.
+        if not name or _has_bad_byte(name) or b":" in name or b" " in name or _has_bad_byte(val):
+            raise AppProtocolError(f"{what}: invalid header field {pair!r}")
         headers.append((name, val))
     return headers
+
+
+#: RFC 9110 5.6.2 token characters besides letters and digits (subprotocols are tokens).
+_TOKEN_EXTRA = frozenset("!#$%&'*+-.^_`|~")
+
+
+def _is_token(value: str) -> bool:
+    return bool(value) and all(c.isascii() and (c.isalnum() or c in _TOKEN_EXTRA) for c in value)
+
+
+def _has_bad_byte(value: bytes) -> bool:
+    return b"\r" in value or b"\n" in value or b"\x00" in value
 
 
 def _truncate_reason(reason: str) -> str:
@@ -188,6 +203,10 @@ class WebSocketCycle:
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and not isinstance(subprotocol, str):
             raise AppProtocolError(f"websocket.accept 'subprotocol' must be str: {subprotocol!r}")
+        if subprotocol is not None and not _is_token(subprotocol):
+            raise AppProtocolError(
+                f"websocket.accept 'subprotocol' is not a token: {subprotocol!r}"
+            )
         headers = _headers(message.get("headers"), "websocket.accept headers")
         for name, _ in headers:
             if name.lower() in RESERVED_ACCEPT_HEADERS:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 from pronghorn.asgi.scope import ConnectionInfo, websocket_scope
 from pronghorn.asgi.websocket import AppMessage, Message, State, WebSocketCycle
-from pronghorn.errors import ClientDisconnected, LocalProtocolError
+from pronghorn.errors import AppProtocolError, ClientDisconnected, LocalProtocolError
 from pronghorn.protocols.events import (
     AcceptWebSocket,
     Body,
@@ -309,7 +309,10 @@ class WebSocketExchange:
         protocol = self.protocol
         if protocol.closed and self.cycle.state is not State.CLOSED:
             self.disconnected()
-        self.cycle.send(message)  # emits into _on_app_event
+        try:
+            self.cycle.send(message)  # emits into _on_app_event
+        except (TypeError, ValueError) as exc:  # a core refused what the app gave it
+            raise AppProtocolError(str(exc)) from exc
         if protocol.write_paused and not protocol.closed:
             await protocol.wait_writable()
             if protocol.closed and message.get("type") != "websocket.close":
