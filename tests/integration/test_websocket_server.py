@@ -571,11 +571,12 @@ class TestKeepalive:
     def test_answered_pings_keep_the_connection(self) -> None:
         async def client(url: str) -> None:
             async with connect(url + "/ws", ping_interval=None) as ws:
-                await asyncio.sleep(0.8)  # several intervals; websockets answers the pings
+                # Past the timeout, and several pings: websockets answers each one.
+                await asyncio.sleep(1.5)
                 await ws.send("still here")
                 assert await ws.recv() == "still here"
 
-        with serve(echo, ws_ping_interval=0.1, ws_ping_timeout=0.2) as server:
+        with serve(echo, ws_ping_interval=0.1, ws_ping_timeout=1.0) as server:
             run(client(server.url))
 
 
@@ -633,7 +634,11 @@ class TestBackpressure:
         with serve(flood, ws_per_message_deflate=False) as server:
             raw = RawClient(server.port)
             raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            time.sleep(0.5)
+            for _ in range(300):
+                if sent:
+                    break
+                time.sleep(0.01)
+            time.sleep(0.5)  # time to send far more than the socket buffers hold
             assert 0 < len(sent) < 100, f"{len(sent)} messages sent to a client that reads none"
             total = 0
             for _ in range(300):

@@ -399,10 +399,12 @@ class WebSocketExchange:
             self.body_received(trailing)
 
     # ------------------------------------------------------------------ timers
-    def _schedule_ping(self) -> None:
+    def _schedule_ping(self, waited: float = 0.0) -> None:
+        """Ping ``ws_ping_interval`` after the previous ping (``waited`` already passed)."""
         interval = self.protocol.server.config.ws_ping_interval
         if interval is not None and interval > 0:
-            self._ping_timer = self.protocol.server.loop.call_later(interval, self._send_ping)
+            delay = max(0.0, interval - waited)
+            self._ping_timer = self.protocol.server.loop.call_later(delay, self._send_ping)
 
     def _send_ping(self) -> None:
         self._ping_timer = None
@@ -424,7 +426,7 @@ class WebSocketExchange:
         if codec is None or self.protocol.closed:
             return
         if codec.pongs_received != self._pongs_at_ping:
-            self._schedule_ping()
+            self._schedule_ping(waited=self.protocol.server.config.ws_ping_timeout or 0.0)
             return
         logger.debug("WebSocket from %s: keepalive ping timed out", self.conn.client)
         codec.fail(1011, "keepalive ping timeout")
