@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +180,78 @@ def test_push_refused_by_client_settings(transport: Transport) -> None:
         client.read_until(client.ended(stream_id))
         assert client.body(stream_id) == b"<html>"
         assert not client.of(h2.events.PushedStreamReceived)
+
+
+def test_expect_100_continue(transport: Transport) -> None:
+    """'100 Continue' goes out when the app first asks for the body, not before; an app that
+    answers without reading never sends it."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["path"] == "/refuse":
+            await send({"type": "http.response.start", "status": 413, "headers": []})
+            await send({"type": "http.response.body", "body": b"too big"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"got " + body})
+
+    expect = [(b"expect", b"100-continue"), (b"content-length", b"5")]
+    with transport.serve(app) as server:
+        if transport.http2:
+            with H2Client(server.port, transport.tls) as client:
+                stream = client.request("/read", "POST", headers=expect, end=False)
+                informational = h2.events.InformationalResponseReceived
+                client.read_until(lambda events: bool(client.of(informational, stream)))
+                assert [dict(e.headers)[b":status"] for e in client.of(informational)] == [b"100"]
+                client.conn.send_data(stream, b"hello", end_stream=True)
+                client.flush()
+                client.read_until(client.ended(stream))
+                assert client.body(stream) == b"got hello"
+                refused = client.request("/refuse", "POST", headers=expect, end=False)
+                client.read_until(client.ended(refused))
+                assert not client.of(informational, refused)
+                assert client.body(refused) == b"too big"
+            return
+        with _h1_socket(transport, server) as sock:
+            head = (
+                b"POST /read HTTP/1.1\r\nhost: x\r\n"
+                b"expect: 100-continue\r\ncontent-length: 5\r\n\r\n"
+            )
+            sock.sendall(head)
+            assert _recv_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue\r\n")
+            sock.sendall(b"hello")
+            assert _recv_until(sock, b"got hello").endswith(b"got hello")
+        with _h1_socket(transport, server) as sock:
+            sock.sendall(head.replace(b"/read", b"/refuse"))
+            answer = _recv_until(sock, b"too big")
+            assert answer.startswith(b"HTTP/1.1 413 ")
+            assert b" 100 " not in answer
+
+
+@contextlib.contextmanager
+def _h1_socket(transport: Transport, server: Any) -> Iterator[socket.socket]:
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        if transport.tls is not None:
+            sock = transport.tls.client_context(["http/1.1"]).wrap_socket(
+                sock, server_hostname="localhost"
+            )
+        yield sock
+    finally:
+        sock.close()
+
+
+def _recv_until(sock: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    deadline = time.monotonic() + 5
+    while marker not in data and time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
