@@ -499,6 +499,39 @@ def test_django_lifespan_auto_is_quiet(django_app: Any, caplog: pytest.LogCaptur
     assert any("lifespan" in r.getMessage().lower() for r in caplog.records)
 
 
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_django_over_tls(
+    django_app: Any, serve_app: Serve, framework_tls: TLSFiles, http2: bool
+) -> None:
+    server = serve_app(
+        django_app,
+        ssl_certfile=str(framework_tls.certfile),
+        ssl_keyfile=str(framework_tls.keyfile),
+    )
+    context = ssl.create_default_context(cafile=str(framework_tls.cafile))
+    with httpx.Client(
+        base_url=f"https://localhost:{server.port}",
+        verify=context,
+        http1=not http2,
+        http2=http2,
+        timeout=TIMEOUT,
+    ) as client:
+        index = client.get("/")
+        assert index.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+        assert index.json()["scheme"] == "https"
+        assert index.json()["host"] == f"localhost:{server.port}"
+        with client.stream("GET", "/stream/", params={"n": 3}) as response:
+            assert b"".join(response.iter_bytes()) == b"chunk 0;chunk 1;chunk 2;"
+
+
+def test_django_sees_the_proxy_scheme(django_app: Any, serve_app: Serve) -> None:
+    """Behind a trusted proxy (127.0.0.1 by default) X-Forwarded-Proto sets the scope scheme."""
+    server = serve_app(django_app)
+    with http(server) as client:
+        index = client.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert index.json()["scheme"] == "https"
+
+
 # =========================================================================== Quart
 def test_quart_route_json_and_lifespan(serve_app: Serve) -> None:
     from tests.apps.quart_app import LIFESPAN_LOG, app
