@@ -35,4 +35,5 @@ async def echo_json() -> Any:
 async def echo_ws() -> None:
     while True:
         message = await websocket.receive()
-        await websocket.send(f"quart:{message}")
+        text = message if isinstance(message, str) else message.decode()
+        await websocket.send(f"quart:{text}")

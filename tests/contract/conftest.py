@@ -111,10 +111,10 @@ class Transport:
         with H2Client(server.port, self.tls) as client:
             stream_id = client.request(path, method, headers=headers)
             events = client.read_until(client.ended(stream_id), timeout=TIMEOUT)
-            promised = {
-                e.pushed_stream_id: list(e.headers)
+            promised: dict[int, Headers] = {
+                e.pushed_stream_id: [(bytes(k), bytes(v)) for k, v in e.headers or []]
                 for e in events
-                if isinstance(e, h2.events.PushedStreamReceived)
+                if isinstance(e, h2.events.PushedStreamReceived) and e.pushed_stream_id is not None
             }
             if promised:
                 client.read_until(

@@ -1,4 +1,5 @@
-"""Contract: the HTTP response extensions (trailers, early hints, pathsend, server push)."""
+"""Contract: the HTTP response extensions (trailers, early hints, pathsend, server push) and
+the informational responses around them (Expect: 100-continue)."""
 
 from __future__ import annotations
 
