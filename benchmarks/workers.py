@@ -5,9 +5,10 @@
     python benchmarks/workers.py --only throughput   (or: spread)
 
 Throughput: wrk on ``benchmarks.apps.hello:app`` served by ``pronghorn --workers 1`` and then
-``--workers 2``; prints requests/s and the ratio. On a 2-core machine wrk competes with the
-workers for the cores, so the ratio there is well below 2; it measures the supervisor's cost
-(none once workers serve: the parent never touches a request) and the kernel's distribution.
+``--workers 2`` (and 2 with ``--reuse-port``); prints requests/s, the ratio, and the server's CPU
+time per request (the supervisor's included: it touches no request, and measures at 0.0 s under
+load). On a 2-core machine wrk competes with the workers for the cores, so the ratio there says
+little about scaling; the CPU per request says what a second worker costs.
 
 Spread: wrk on an app that counts the requests each worker process served (written at lifespan
 shutdown), printed per worker for one shared socket and for ``--reuse-port``; once with
@@ -93,6 +94,22 @@ class Server:
         self.stop()
         raise SystemExit(f"pronghorn did not serve on port {self.port} within 20 s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by pronghorn: the process started and its children (Linux)."""
+        root = self.process.pid
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            pid, ppid = int(entry.name), int(fields[1])
+            if root in (pid, ppid):
+                total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -102,16 +119,18 @@ class Server:
             self.process.wait(5)
 
 
-def wrk(port: int, duration: float, connections: int, *extra: str) -> float:
+def wrk(port: int, duration: float, connections: int, *extra: str) -> tuple[float, int]:
+    """(requests per second, requests completed)."""
     result = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(duration))}s",
          *extra, f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, timeout=duration + 30, check=True,
     )  # fmt: skip
-    match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-    if match is None:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+    count = re.search(r"(\d+) requests in", result.stdout)
+    if rate is None or count is None:
         raise SystemExit(f"cannot read wrk's output:\n{result.stdout}{result.stderr}")
-    return float(match.group(1))
+    return float(rate.group(1)), int(count.group(1))
 
 
 SETUPS: dict[str, tuple[int, tuple[str, ...]]] = {
@@ -123,20 +142,28 @@ SETUPS: dict[str, tuple[int, tuple[str, ...]]] = {
 
 def throughput(args: argparse.Namespace) -> None:
     rates: dict[str, list[float]] = {name: [] for name in SETUPS}
+    cpu_us: dict[str, list[float]] = {name: [] for name in SETUPS}
     # Alternate the setups round by round: on a shared machine the load from other jobs drifts,
-    # and ratios taken in the same round drift far less than absolute figures.
+    # and ratios taken in the same round drift far less than absolute figures. Server CPU per
+    # request (supervisor included) is the steadiest figure: it does not depend on the client.
     for _ in range(args.rounds):
         for name, (workers, extra) in SETUPS.items():
             # The CLI serves --workers 1 in-process (no supervisor): what a one-worker user runs.
             server = Server("benchmarks.apps.hello:app", workers, *extra, cwd=ROOT, env={})
             try:
                 wrk(server.port, 1, args.connections)  # warm up
-                rates[name].append(wrk(server.port, args.duration, args.connections))
+                before = server.cpu_seconds()
+                rate, count = wrk(server.port, args.duration, args.connections)
+                cpu_us[name].append((server.cpu_seconds() - before) / max(count, 1) * 1e6)
+                rates[name].append(rate)
             finally:
                 server.stop()
     for name, samples in rates.items():
         shown = ", ".join(f"{r:.0f}" for r in samples)
-        print(f"hello, {name}: median {median(samples):8.0f} requests/s ({shown})")
+        print(
+            f"hello, {name}: median {median(samples):8.0f} requests/s ({shown}); "
+            f"server CPU {median(cpu_us[name]):.1f} us/request"
+        )
     one = rates["1 worker"]
     for name in ("2 workers", "2 workers --reuse-port"):
         ratios = [two / single for single, two in zip(one, rates[name], strict=True)]
