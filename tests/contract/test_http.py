@@ -589,3 +589,22 @@ def test_one_connection_serves_many_requests(transport: Transport) -> None:
             answers.append(client.post("/", content=content).text.split())
     assert len({port for port, _ in answers}) == 1
     assert [int(length) for _, length in answers] == [index * 37 for index in range(100)]
+
+
+def test_answering_without_reading_the_body(transport: Transport) -> None:
+    """An app that refuses a 3 MiB upload unread: the client gets the answer, and the next
+    request works (HTTP/1.1 drains or closes; HTTP/2 returns the unread DATA's window)."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["path"] == "/read":
+            body, _ = await read_body(receive)
+            await respond(send, str(len(body)).encode())
+            return
+        await respond(send, b"refused", status=413)
+
+    with transport.serve(app) as server, transport.client(server) as client:
+        for _ in range(4):  # 12 MiB unread in all: past every HTTP/2 window
+            refused = client.post("/refuse", content=b"u" * (3 * MiB))
+            assert refused.status_code == 413
+            assert refused.text == "refused"
+            assert client.post("/read", content=b"r" * 100_000).text == "100000"
