@@ -8,10 +8,13 @@ import logging
 import threading
 from typing import Any
 
+import h2.errors
+import h2.events
 import httpx
 import pytest
 
 from tests.contract.conftest import Transport, wait_for
+from tests.integration.h2_servers import H2Client
 
 Scope = dict[str, Any]
 MiB = 1024 * 1024
@@ -608,3 +611,38 @@ def test_answering_without_reading_the_body(transport: Transport) -> None:
             assert refused.status_code == 413
             assert refused.text == "refused"
             assert client.post("/read", content=b"r" * 100_000).text == "100000"
+
+
+def test_stream_reset_by_the_client_ends_only_that_request(transport: Transport) -> None:
+    """HTTP/2 only (HTTP/1.1 has no per-request cancel; see the connection-close tests): a
+    client's RST_STREAM makes send() raise and receive() report http.disconnect, and the
+    connection's other streams carry on."""
+    if not transport.http2:
+        return
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/ok":
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        try:
+            for index in range(100_000):
+                await send({"type": "http.response.body", "body": b"z" * 1000, "more_body": True})
+                if index % 10 == 0:
+                    await asyncio.sleep(0.001)
+        except OSError as exc:
+            events.append(f"send raised {type(exc).__name__}")
+        message = await asyncio.wait_for(receive(), 2)
+        events.append(message["type"])
+
+    with transport.serve(app) as server, H2Client(server.port, transport.tls) as client:
+        cancelled = client.request("/stream")
+        client.read_until(lambda _: bool(client.of(h2.events.DataReceived, cancelled)))
+        client.conn.reset_stream(cancelled, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+        assert wait_for(lambda: len(events) == 2)
+        other = client.request("/ok")
+        client.read_until(client.ended(other))
+        assert client.body(other) == b"ok"
+    assert events == ["send raised ClientDisconnected", "http.disconnect"]
