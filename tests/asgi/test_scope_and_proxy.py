@@ -86,7 +86,7 @@ class TestHTTPScope:
         )
         scope = http_scope(event, CONN, None)
         assert scope["headers"][0] == (b"host", b"h:1")
-        assert scope["scheme"] == "https"
+        assert scope["scheme"] == "http"  # the connection's, not the client's :scheme claim
         assert scope["http_version"] == "2"
 
     def test_websocket_scope(self) -> None:

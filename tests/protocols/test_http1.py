@@ -61,7 +61,9 @@ class TestMessageFormat:
         assert request.target == b"/a?b=1"
         assert request.http_version == "1.1"
         assert request.headers == [(b"host", b"x"), (b"x-a", b"1")]
-        assert isinstance(events[-1], RequestEnded)
+        # No body: the head is the whole request (has_body=False), no RequestEnded follows.
+        assert not request.has_body
+        assert events == [request]
 
     def test_request_split_in_every_byte(self) -> None:
         c = conn()
@@ -427,7 +429,7 @@ class TestResponses:
         served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
         respond(c)
         events = feed(c, b"defGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert [type(e) for e in events] == [RequestReceived, RequestEnded]
+        assert [type(e) for e in events] == [RequestReceived]
 
 
 # --------------------------------------------------------------------------- robustness

@@ -15,6 +15,7 @@ from pronghorn.protocols.events import RequestReceived
 ASGI_SPEC_VERSION = "2.5"
 
 Address = tuple[str, int]
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 Scope = dict[str, Any]
 
 
@@ -55,7 +56,7 @@ def decode_path(raw_path: bytes) -> str:
     if b"%" not in raw_path:
         try:
             return raw_path.decode("ascii")
-        except UnicodeDecodeError:
+        except UnicodeDecodeError:  # llhttp lets raw UTF-8 through; decode it the same way
             return raw_path.decode("utf-8", "surrogateescape")
     return unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="surrogateescape")
 
@@ -73,23 +74,32 @@ def http_scope(
     conn: ConnectionInfo,
     state: dict[str, Any] | None,
 ) -> Scope:
-    raw_path, query = split_target(request.target)
+    target = request.target
+    if target[:1] == b"/" and b"#" not in target:
+        raw_path, _, query = target.partition(b"?")  # origin-form: nearly every request
+    else:
+        raw_path, query = split_target(target)
     path = decode_path(raw_path)
     if conn.root_path:
         raw_path, path = _with_root(conn, raw_path, path)
+    method = request.method
     scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},
         "http_version": request.http_version,
         "server": conn.server,
         "client": conn.client,
-        "scheme": request.scheme or conn.scheme,
-        "method": request.method.decode("ascii"),
+        # The connection's scheme (TLS or not, or what a trusted proxy said), never the
+        # client's own claim in an HTTP/2 :scheme.
+        "scheme": conn.scheme,
+        "method": _METHODS.get(method) or method.decode("ascii"),
         "root_path": conn.root_path,
         "path": path,
         "raw_path": raw_path,
         "query_string": query,
-        "headers": _headers_with_authority(request),
+        "headers": request.headers
+        if request.authority is None
+        else _headers_with_authority(request),
         "extensions": dict(conn.http_extensions),
     }
     if state is not None:
@@ -110,7 +120,7 @@ def websocket_scope(
     path = decode_path(raw_path)
     if conn.root_path:
         raw_path, path = _with_root(conn, raw_path, path)
-    scheme = request.scheme or conn.scheme
+    scheme = conn.scheme
     scope: Scope = {
         "type": "websocket",
         "asgi": {"version": "3.0", "spec_version": ASGI_SPEC_VERSION},

@@ -223,6 +223,11 @@ class HTTP1Connection:
         return not self._stopped and (self._in_head or self._request_complete_for_parse())
 
     @property
+    def receiving_head(self) -> bool:
+        """Part of a request head has arrived (the shell runs the header timeout)."""
+        return self._in_head
+
+    @property
     def idle(self) -> bool:
         """No request in progress at all: the keep-alive timeout applies."""
         return (
@@ -293,21 +298,25 @@ class HTTP1Connection:
             self._ready = []
         return events
 
-    # -- parser callbacks (called by httptools inside feed_data)
-    def on_message_begin(self) -> None:
+    # -- parser callbacks (called by httptools inside feed_data). There is no
+    # on_message_begin: httptools skips callbacks a protocol lacks, and the URL is the first
+    # part of every request, so on_url starts the message (one Python call less per request).
+    def on_url(self, url: bytes) -> None:
+        if self._in_head:
+            self._url += url  # a later fragment of the same request-target
+            if len(self._url) > self._limits.max_request_line:
+                raise _Violation(414, "Request-URI too long")
+            return
         self._parse_index += 1
         self._in_head = True
         self._in_trailers = False
-        self._url = b""
+        self._url = url
         self._headers = []
         self._trailers = []
         self._header_count = 0
         self._header_size = 0
         self._body_received = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._limits.max_request_line:
+        if len(url) > self._limits.max_request_line:
             raise _Violation(414, "Request-URI too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -379,7 +388,11 @@ class HTTP1Connection:
             upgrade,
         )
         self._request = request
-        self._emit(request)
+        if self._parse_index == self._serve_index:
+            self.start_request(request)
+            self._ready.append(request)
+        else:
+            self._emit(request)
 
     def on_body(self, body: bytes) -> None:
         self._body_received += len(body)
@@ -398,9 +411,17 @@ class HTTP1Connection:
         self._header_size = 0
 
     def on_message_complete(self) -> None:
+        request = self._request
         self._request = None
         trailers = self._trailers or None
-        self._emit(RequestEnded(STREAM_ID, trailers))
+        if request is not None and not request.has_body and request.upgrade is None:
+            # A request without a body is complete with its head (has_body says so); an
+            # upgrade's end still matters to the protocol that takes the connection over.
+            return
+        if self._parse_index == self._serve_index:
+            self._ready.append(RequestEnded(STREAM_ID, trailers))
+        else:
+            self._emit(RequestEnded(STREAM_ID, trailers))
 
     # -- routing of parsed events
     def _emit(self, event: InboundEvent) -> None:
@@ -476,7 +497,12 @@ class HTTP1Connection:
         elif type(event) is Response:
             if state is not _Send.IDLE:
                 raise LocalProtocolError(f"Response in state {state.value}")
-            self._begin_response(event)
+            status = event.status
+            self._no_body = (
+                self._request_method == b"HEAD" or status == 204 or status == 304 or status < 200
+            )
+            self._send_state = _Send.HEAD_HELD
+            self._pending_head = event
         elif type(event) is InformationalResponse:
             if state is not _Send.IDLE:
                 raise LocalProtocolError("1xx after the response started")
@@ -492,20 +518,13 @@ class HTTP1Connection:
             raise LocalProtocolError(f"HTTP/1.1 cannot send {type(event).__name__}")
 
     def start_request(self, request: RequestReceived) -> None:
-        """Record what the response framing depends on (called by the shell per request)."""
+        """Record what the response framing depends on, when ``request`` becomes the one
+        being answered (the core does this itself; calling it again is harmless)."""
         self._request_method = request.method
         self._keep_alive = request.keep_alive
         self._http10 = request.http_version == "1.0"
         self._expect_continue = request.expect_continue
         self._continue_sent = False
-
-    def _begin_response(self, event: Response) -> None:
-        status = event.status
-        self._no_body = (
-            self._request_method == b"HEAD" or status in (204, 304) or 100 <= status < 200
-        )
-        self._send_state = _Send.HEAD_HELD
-        self._pending_head = event
 
     def _write_head(self, first: Body | None) -> None:
         event = self._pending_head
@@ -517,7 +536,7 @@ class HTTP1Connection:
         overridden: set[bytes] | None = None
         content_length: int | None = None
         chunked = False
-        keep_alive = self._keep_alive and not self._stopped_for_close()
+        keep_alive = self._keep_alive and not (self._draining or self._violation is not None)
         for name, value in event.headers:
             kind = special.get(name.lower())
             if kind is not None:
@@ -583,9 +602,6 @@ class HTTP1Connection:
             + b"\r\n"
         )
         self._send_state = _Send.BODY
-
-    def _stopped_for_close(self) -> bool:
-        return self._draining or self._violation is not None
 
     def start_shutdown(self) -> None:
         """Graceful shutdown: answer what is in flight with ``Connection: close``, parse no more."""
@@ -661,7 +677,10 @@ class HTTP1Connection:
             keep: list[tuple[int, InboundEvent]] = []
             for item in backlog:
                 if item[0] == index:
-                    self._ready.append(item[1])
+                    event = item[1]
+                    if type(event) is RequestReceived:
+                        self.start_request(event)
+                    self._ready.append(event)
                 else:
                     keep.append(item)
             self._backlog = keep

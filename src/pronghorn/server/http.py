@@ -10,13 +10,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from pronghorn.asgi.http import AppMessage, HTTPCycle, Message
+from pronghorn.asgi.http import AppMessage, HTTPCycle, Message, SendState
 from pronghorn.asgi.scope import ConnectionInfo, http_scope
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived
 from pronghorn.protocols.http2 import HTTP2Connection
 from pronghorn.server.http2 import acknowledge, wait_window
-from pronghorn.server.tasks import start_task
+from pronghorn.server.tasks import EAGER
 
 if TYPE_CHECKING:
     from pronghorn.server.protocol import ConnectionProtocol
@@ -70,7 +70,12 @@ class HTTPExchange:
     def start(self) -> None:
         server = self.protocol.server
         server.exchanges.add(self)
-        self.task = start_task(server.loop, self.run())
+        if EAGER:
+            # The app's first step runs now, inside data_received: a handler that never
+            # suspends is answered before this returns (see server/tasks.py).
+            self.task = asyncio.Task(self.run(), loop=server.loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        else:
+            self.task = server.loop.create_task(self.run())
 
     def reject(self, status: int) -> None:
         """Answer without running the app (--limit-concurrency)."""
@@ -110,7 +115,7 @@ class HTTPExchange:
         finally:
             server.exchanges.discard(self)
             cycle = self.cycle
-            if not cycle.response_complete:
+            if cycle.send_state is not SendState.DONE:
                 if not failed and not cycle.response_started and not cycle.disconnected_flag:
                     logger.error("ASGI callable returned without starting response")
                 cycle.app_finished(failed)
@@ -177,7 +182,7 @@ class HTTPExchange:
             raise AppProtocolError(str(exc)) from exc
         if path is not None:
             await self._send_file(path)
-        if cycle.response_complete:
+        if cycle.send_state is SendState.DONE:
             if self.h2 is not None and self.h2.is_blocked(self.stream_id):
                 # The end of the body still waits for the peer's window: the stream is not done
                 # (no keep-alive timer yet), and a window that never opens times out as above.

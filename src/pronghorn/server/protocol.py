@@ -28,6 +28,7 @@ from pronghorn.protocols.events import (
 )
 from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
+from pronghorn.server.http import HTTPExchange
 from pronghorn.server.http2 import select_core, start_h2c
 
 if TYPE_CHECKING:
@@ -80,9 +81,11 @@ def _address(value: Any) -> tuple[str, int] | None:
 
 class ConnectionProtocol(asyncio.Protocol):
     __slots__ = (
+        "_dispatching",
         "_drain_waiters",
         "_flush_pending",
         "_peer_trusted",
+        "_repoll",
         "_timer",
         "closed",
         "conn_info",
@@ -109,6 +112,8 @@ class ConnectionProtocol(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self.closed = False
         self._peer_trusted = False
+        self._dispatching = False
+        self._repoll = False
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -146,7 +151,14 @@ class ConnectionProtocol(asyncio.Protocol):
         self.core.receive_data(data)
         self._process_events()
         core = self.core  # an upgrade (h2c) or the preface sniffer may have switched it
-        if not self.streams and self._timer != _HEADER and not core.should_close:
+        if (
+            not self.streams
+            and self._timer != _HEADER
+            and not core.should_close
+            and getattr(core, "receiving_head", True)
+        ):
+            # Part of a request head arrived: it must be complete within the header timeout
+            # (counted once from its first byte, so trickling bytes cannot extend it).
             self._set_timer(_HEADER, self.server.config.timeout_request_header)
         if not core.wants_read and not self.reading_paused:
             self._pause_reading()
@@ -182,12 +194,24 @@ class ConnectionProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ events
     def _process_events(self) -> None:
-        while True:
-            events = self.core.next_events()  # re-read: a dispatched event may switch cores
-            if not events:
-                return
-            for event in events:
-                self._dispatch(event)
+        self._dispatching = True
+        try:
+            while True:
+                self._repoll = False
+                events = self.core.next_events()  # re-read: a dispatched event may switch cores
+                if not events:
+                    return
+                for event in events:
+                    if type(event) is RequestReceived:
+                        self._on_request(event)
+                    else:
+                        self._dispatch(event)
+                if not self._repoll:
+                    # Nothing was answered while dispatching: no pipelined request can be
+                    # waiting, so skip asking the core again.
+                    return
+        finally:
+            self._dispatching = False
 
     def _dispatch(self, event: InboundEvent) -> None:
         kind = type(event)
@@ -223,8 +247,6 @@ class ConnectionProtocol(asyncio.Protocol):
             raise AssertionError(f"unhandled event {event!r}")
 
     def _on_request(self, request: RequestReceived) -> None:
-        from pronghorn.server.http import HTTPExchange
-
         server = self.server
         self._timer = _NO_TIMER
         self.deadline = 0.0
@@ -239,15 +261,12 @@ class ConnectionProtocol(asyncio.Protocol):
                 )
         if request.upgrade is not None and self._start_upgrade(request, conn):
             return
-        start_request = getattr(self.core, "start_request", None)
-        if start_request is not None:
-            start_request(request)
         exchange = HTTPExchange(self, request, conn)
         self.streams[request.stream_id] = exchange
         server.requests_total += 1
         if server.on_request is not None:
             server.on_request()
-        if server.over_capacity():
+        if server.limit_concurrency is not None and server.over_capacity():
             exchange.reject(503)
             return
         exchange.start()
@@ -276,24 +295,36 @@ class ConnectionProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ for stream runners
     def response_complete(self, runner: Any) -> None:
         """The runner's response is fully queued: flush, then serve what comes next."""
-        self.streams.pop(getattr(runner, "stream_id", 1), None)
-        self.schedule_flush()
+        streams = self.streams
+        streams.pop(runner.stream_id, None)
+        if not self._flush_pending:
+            self.schedule_flush()
         if self.closed:
             return
         core = self.core
         if core.should_close:
             return
-        if not self.streams:
-            self._set_timer(_KEEP_ALIVE, self.server.config.timeout_keep_alive)
+        if not streams:
+            server = self.server
+            self._timer = _KEEP_ALIVE
+            self.deadline = server.loop.time() + server.config.timeout_keep_alive
         if self.reading_paused and core.wants_read:
             self._resume_reading()
-        # A pipelined request may already be parsed and waiting.
-        self._process_events()
+        # A pipelined request may already be parsed and waiting: serve it now, or, when this
+        # response completed inside the dispatch loop (an eager app), let that loop do it.
+        if self._dispatching:
+            self._repoll = True
+        else:
+            self._process_events()
 
     def schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
-            self.server.flusher.schedule(self)
+            flusher = self.server.flusher
+            flusher.pending.append(self)
+            if not flusher.scheduled:
+                flusher.scheduled = True
+                flusher.loop.call_soon(flusher.run)
 
     def flush(self) -> None:
         self._flush_pending = False

@@ -47,23 +47,25 @@ class FlushScheduler:
     syscalls follow in one callback. A connection whose buffer grows large flushes at once.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled")
+    __slots__ = ("loop", "pending", "scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._pending: list[ConnectionProtocol] = []
-        self._scheduled = False
+        self.loop = loop
+        #: Connections with output due; ConnectionProtocol.schedule_flush appends (inlined
+        #: there: it runs for every response).
+        self.pending: list[ConnectionProtocol] = []
+        self.scheduled = False
 
     def schedule(self, connection: ConnectionProtocol) -> None:
-        self._pending.append(connection)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._run)
+        self.pending.append(connection)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.run)
 
-    def _run(self) -> None:
-        self._scheduled = False
-        pending = self._pending
-        self._pending = []
+    def run(self) -> None:
+        self.scheduled = False
+        pending = self.pending
+        self.pending = []
         for connection in pending:
             connection.flush()
 
@@ -81,6 +83,7 @@ class ServerState:
         "flusher",
         "h1_limits",
         "lifespan_state",
+        "limit_concurrency",
         "loop",
         "on_request",
         "requests_total",
@@ -118,6 +121,7 @@ class ServerState:
         self.ssl_context = ssl_context
         self.access_log = access_log
         self.flusher = FlushScheduler(loop)
+        self.limit_concurrency = config.limit_concurrency
         self.requests_total = 0
         self.draining = False
         #: Called once per request (the worker counts for --limit-max-requests).
