@@ -10,7 +10,7 @@ import pytest
 from supervisor_harness import Pronghorn, get, reaped, served_by, wait_for, write_app
 
 from pronghorn.config import Config
-from pronghorn.supervisor.reload import ChangeFilter, watched_directories
+from pronghorn.supervisor.reload import ChangeFilter, Watcher, watched_directories
 
 
 @pytest.fixture
@@ -74,6 +74,13 @@ def test_watched_directories_add_app_dir_outside(
         root / "elsewhere",
     ]
     assert watched_directories(Config(reload_dirs=[str(root), str(root / "project")])) == [root]
+
+
+def test_env_file_reloads_without_an_include(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(root)
+    watcher = Watcher(Config(env_file=".env.local"), lambda paths: None)
+    assert watcher.filter.counts(str(root / ".env.local"))
+    assert not watcher.filter.counts(str(root / ".env"))
 
 
 FACTORY = """

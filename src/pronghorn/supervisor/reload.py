@@ -1,13 +1,13 @@
 """``--reload``: which file changes count, and the thread that watches for them with watchfiles.
 
 A change counts when the file matches an include pattern (``*.py`` always, plus each
-``--reload-include``) and no exclude pattern. Patterns match the file name, any directory on the
-way to it, or its path below the watched directory (``templates/*.html``). The default excludes
-(hidden files, editor swap and backup files) give way to an explicit include, so
-``--reload-include .env`` works; an explicit ``--reload-exclude`` always wins. Files inside hidden
-directories, ``__pycache__``, ``node_modules`` and virtual environments (a directory holding
-``pyvenv.cfg``) never count, since a ``git checkout`` or a ``pip install`` must not restart the
-server once per file.
+``--reload-include`` and the ``--env-file``) and no exclude pattern. Patterns match the file name,
+any directory on the way to it, or its path below the watched directory (``templates/*.html``).
+The default excludes (hidden files, editor swap and backup files) give way to an explicit
+include, so ``--reload-include .env`` works; an explicit ``--reload-exclude`` always wins. Files
+inside hidden directories, ``__pycache__``, ``node_modules`` and virtual environments (a
+directory holding ``pyvenv.cfg``) never count, since a ``git checkout`` or a ``pip install``
+must not restart the server once per file.
 """
 
 from __future__ import annotations
@@ -126,7 +126,11 @@ class Watcher:
         for missing in (d for d in self.directories if not d.is_dir()):
             logger.warning("--reload-dir %s does not exist; not watching it", missing)
         self.directories = [d for d in self.directories if d.is_dir()]
-        self.filter = ChangeFilter(self.directories, config.reload_includes, config.reload_excludes)
+        includes = list(config.reload_includes)
+        if config.env_file:
+            # The app reads it at import: editing it is editing the app.
+            includes.append(Path(config.env_file).name)
+        self.filter = ChangeFilter(self.directories, includes, config.reload_excludes)
         self.delay_ms = max(1, int(config.reload_delay * 1000))
         self.on_change = on_change
         self._stop = threading.Event()
