@@ -123,15 +123,19 @@ def test_duplicate_response_headers_kept(transport: Transport) -> None:
 
 def test_head_has_no_body(transport: Transport) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
-        await respond(send, b"hello world", headers=[(b"content-length", b"11")])
+        aware = scope["path"] == "/aware" and scope["method"] == "HEAD"
+        # A HEAD-aware app sends the length without the body; others send both.
+        body = b"" if aware else b"hello world"
+        await respond(send, body, headers=[(b"content-length", b"11")])
 
     with transport.serve(app) as server, transport.client(server) as client:
-        response = client.head("/")
-        assert response.status_code == 200
-        assert response.headers["content-length"] == "11"
-        assert response.content == b""
-        # The connection is still in sync: the next request reads its own response.
-        assert client.get("/").content == b"hello world"
+        for path in ("/", "/aware", "/"):
+            response = client.head(path)
+            assert response.status_code == 200
+            assert response.headers["content-length"] == "11"
+            assert response.content == b""
+            # The connection is still in sync: the next request reads its own response.
+            assert client.get(path).content == b"hello world"
         raw = transport.raw(server, method="HEAD")
     assert raw.status == 200
     assert raw.body == b""
@@ -140,7 +144,10 @@ def test_head_has_no_body(transport: Transport) -> None:
 @pytest.mark.parametrize("status", [204, 304])
 def test_no_body_statuses(transport: Transport, status: int) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
-        await respond(send, b"", status=status, headers=[(b"etag", b'"v1"')])
+        headers = [(b"etag", b'"v1"')]
+        if status == 304:
+            headers.append((b"content-length", b"100"))  # the length of the cached body
+        await respond(send, b"", status=status, headers=headers)
 
     with transport.serve(app) as server, transport.client(server) as client:
         for _ in range(2):  # and the connection stays usable
