@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from tests.contract.conftest import Transport
+from tests.integration.h2_servers import H2Client
 
 Scope = dict[str, Any]
 
@@ -140,3 +141,17 @@ def test_scope_is_a_fresh_dict_per_request(transport: Transport) -> None:
     assert seen[0] == seen[1]
     assert "mutated" not in seen[1][0]
     assert seen[1][1] == 0
+
+
+def test_cookie_crumbs_arrive_as_one_header(transport: Transport) -> None:
+    """Browsers split cookies into one field per cookie on HTTP/2 (RFC 9113 §8.2.3); apps that
+    read one ``cookie`` header (as every framework does) must see them joined."""
+    if not transport.http2:
+        return  # an HTTP/1.1 client sends one Cookie line (RFC 6265 §5.4)
+    with transport.serve(scope_app) as server, H2Client(server.port, transport.tls) as client:
+        crumbs = [(b"cookie", b"a=1"), (b"cookie", b"b=2"), (b"cookie", b"c=3")]
+        stream_id = client.request("/", headers=crumbs)
+        client.read_until(client.ended(stream_id))
+        scope = json.loads(client.body(stream_id))
+    cookies = [value for name, value in scope["headers"] if name == "cookie"]
+    assert cookies == ["a=1; b=2; c=3"]
