@@ -314,6 +314,8 @@ def validate(config: Config) -> None:
         raise ConfigError("--http2-max-frame-size must be between 16384 and 16777215")
     if config.ssl_cert_reqs not in (0, 1, 2):
         raise ConfigError("--ssl-cert-reqs must be 0, 1 or 2")
+    if config.ssl_keyfile and not config.ssl_certfile:
+        raise ConfigError("--ssl-keyfile needs --ssl-certfile (the certificate chain)")
     for header in config.headers:
         name, sep, _ = header.partition(":")
         if not sep or not name.strip():

@@ -574,3 +574,21 @@ def test_uvloop_and_asyncio_loops_both_serve(serve: Serve) -> None:
         server = serve(hello, loop=loop)
         with httpx.Client() as client:
             assert client.get(server.url).text == "Hello, world!"
+
+
+def test_request_on_a_connection_accepted_just_before_shutdown_is_answered(serve: Serve) -> None:
+    server = serve(hello, timeout_graceful_shutdown=5)
+    fresh = server.connect()
+    # The server has accepted the connection but received nothing yet when shutdown begins.
+    deadline = time.monotonic() + 5
+    while server.call(lambda: len(server.server.state.connections)) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    time.sleep(0.2)
+    fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = recv_until_closed(fresh)
+    stopper.join(10)
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close" in data

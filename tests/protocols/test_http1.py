@@ -297,10 +297,23 @@ class TestConnection:
         assert b"connection: close" in out
         assert c.should_close
 
-    def test_idle_connection_shutdown_closes_now(self) -> None:
+    def test_idle_keep_alive_connection_shutdown_closes_now(self) -> None:
         c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond(c)
+        assert not c.should_close
         c.start_shutdown()
         assert c.should_close
+
+    def test_fresh_connection_shutdown_still_answers_its_first_request(self) -> None:
+        c = conn()
+        c.start_shutdown()
+        assert not c.should_close
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        out = respond(c)
+        assert b"connection: close" in out
+        assert c.should_close
+        assert c.next_events() == []  # the pipelined second request is not served
 
 
 # --------------------------------------------------------------------------- 6/7. responses

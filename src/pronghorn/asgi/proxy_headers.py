@@ -82,9 +82,9 @@ def apply_proxy_headers(
         elif name == b"x-forwarded-proto":
             protos.append(value)
     if protos:
-        value = b",".join(protos).decode("latin-1").rsplit(",", 1)[-1].strip().lower()
-        if value in ("http", "https", "ws", "wss"):
-            scheme = "https" if value in ("https", "wss") else "http"
+        proto = b",".join(protos).decode("latin-1").rsplit(",", 1)[-1].strip().lower()
+        if proto in ("http", "https", "ws", "wss"):
+            scheme = "https" if proto in ("https", "wss") else "http"
     if hops:
         chosen: str | None = None
         for hop in reversed(b",".join(hops).decode("latin-1").split(",")):

@@ -604,11 +604,20 @@ class HTTP1Connection:
         self._send_state = _Send.BODY
 
     def start_shutdown(self) -> None:
-        """Graceful shutdown: answer what is in flight with ``Connection: close``, parse no more."""
+        """Graceful shutdown: the request in flight or on its way is answered with
+        ``Connection: close``; an idle keep-alive connection closes now.
+
+        A connection accepted a moment ago (nothing parsed yet) or with part of a head in is
+        a request on its way, not an idle one: closing it would lose a request the client
+        already sent, so that one request is still read and answered.
+        """
         self._draining = True
-        self._stopped = True
-        if self._parse_index < self._serve_index:
-            self.should_close = True  # no request in flight; a partial head is not accepted
+        idle_keep_alive = (
+            self._parse_index > 0 and self._parse_index < self._serve_index and not self._in_head
+        )
+        if idle_keep_alive:
+            self._stopped = True
+            self.should_close = True
 
     def _write_body(self, data: bytes, end: bool) -> None:
         if data and not self._no_body:

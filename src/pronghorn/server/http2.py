@@ -97,7 +97,7 @@ class PrefaceSniffer:
     """A cleartext connection's first core: waits for enough bytes to tell the HTTP/2 preface
     (RFC 9113 §3.3) from an HTTP/1.1 request, then hands everything to the chosen core."""
 
-    __slots__ = ("_buffer", "_closing", "_http1", "_inner", "_protocol")
+    __slots__ = ("_buffer", "_closing", "_draining", "_http1", "_inner", "_protocol")
 
     def __init__(self, protocol: ConnectionProtocol, http1: Any) -> None:
         self._protocol = protocol
@@ -106,6 +106,9 @@ class PrefaceSniffer:
         self._buffer = b""
         self._inner: Any = None
         self._closing = False
+        #: Shutdown began before the first bytes told the protocol: the request on its way is
+        #: still answered, by whichever core it turns out to need, and then the core closes.
+        self._draining = False
 
     @property
     def should_close(self) -> bool:
@@ -144,6 +147,8 @@ class PrefaceSniffer:
         self._http1 = None
         self._inner = core
         core.receive_data(buffer)
+        if self._draining:
+            core.start_shutdown()
 
     def receive_eof(self) -> None:
         if self._inner is not None:
@@ -163,7 +168,7 @@ class PrefaceSniffer:
         if self._inner is not None:
             self._inner.start_shutdown()
         else:
-            self._closing = True
+            self._draining = True
 
 
 class _ConnectionTimer:

@@ -73,7 +73,8 @@ class LifespanRunner:
             self.config.timeout_lifespan_shutdown,
             "shutdown",
         )
-        if ok and self.cycle.state is LifespanState.SHUTDOWN_FAILED:
+        state: LifespanState = self.cycle.state  # changed by the app while we waited
+        if ok and state is LifespanState.SHUTDOWN_FAILED:
             logger.error("Application shutdown failed: %s", self.cycle.message or "(no message)")
         elif ok:
             logger.info("Application shutdown complete.")

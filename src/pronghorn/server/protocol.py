@@ -421,12 +421,17 @@ class ConnectionProtocol(asyncio.Protocol):
             stop = getattr(runner, "start_shutdown", None)
             if stop is not None:
                 stop()
-        if not self.streams:
+        if self.streams:
+            self.schedule_flush()
+        elif self.core.should_close:
             self.flush()
             if not self.closed:
                 self.abort()
         else:
-            self.schedule_flush()
+            # A request may be on its way (a fresh connection or a partial head): the core
+            # answers it and closes; a client that sends nothing is closed after a grace.
+            grace = min(1.0, self.server.config.timeout_graceful_shutdown)
+            self._set_timer(_SHUTDOWN, grace)
 
     def abort(self) -> None:
         """Close now, writing whatever is already queued first."""

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,14 +91,23 @@ class Server:
         if install_signal_handlers:
             self._install_signal_handlers(loop)
         app = self.app if self.app is not None else self._load_app()
+        # TLS files are checked before the app starts: a bad path fails at once, in one line.
+        ssl_context = self._ssl_context()
+        # Likewise a port in use: bind before startup (connections wait in the backlog).
+        owned = sockets is None
+        if sockets is None:
+            sockets = bind_sockets(self.config)
         lifespan = LifespanRunner(app, self.config)
         if not await lifespan.startup():
             self.exit_code = EXIT_STARTUP_FAILED
             await lifespan.shutdown()
+            if owned:
+                for sock in sockets:
+                    sock.close()
             return
         try:
             await self._start_serving(
-                loop, app, lifespan.state if lifespan.supported else {}, sockets
+                ssl_context, loop, app, lifespan.state if lifespan.supported else {}, sockets
             )
         except BaseException:
             await lifespan.shutdown()
@@ -114,19 +124,22 @@ class Server:
         app: ASGIApp = load_app(self.config)
         return app
 
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.config.ssl_certfile:
+            return None
+        from pronghorn.tls import create_ssl_context
+
+        return create_ssl_context(self.config)
+
     async def _start_serving(
         self,
+        ssl_context: ssl.SSLContext | None,
         loop: asyncio.AbstractEventLoop,
         app: ASGIApp,
         lifespan_state: dict[str, Any],
-        sockets: Sequence[socket.socket] | None,
+        sockets: Sequence[socket.socket],
     ) -> None:
         config = self.config
-        ssl_context = None
-        if config.ssl_certfile:
-            from pronghorn.tls import create_ssl_context
-
-            ssl_context = create_ssl_context(config)
         state = ServerState(
             config,
             app,
@@ -138,8 +151,6 @@ class Server:
         self.state = state
         if config.limit_max_requests is not None:
             state.on_request = self._count_request
-        if sockets is None:
-            sockets = bind_sockets(config)
         self.sockets = list(sockets)
         scheme = "https" if ssl_context is not None else "http"
         for sock in self.sockets:
