@@ -508,9 +508,15 @@ class HTTP1Connection:
                 raise LocalProtocolError("1xx after the response started")
             self._write_informational(event)
         elif type(event) is Trailers:
-            if state is not _Send.BODY or not self._chunked_response:
-                raise LocalProtocolError("Trailers need a chunked body in progress")
-            self._write_trailers(event.headers)
+            if state is _Send.HEAD_HELD:
+                self._write_head(None)  # the body was empty: the head goes out now
+            elif state is not _Send.BODY:
+                raise LocalProtocolError(f"Trailers in state {state.value}")
+            if self._chunked_response:
+                self._write_trailers(event.headers)
+            else:
+                # No chunked framing to carry them (HEAD, 204/304, HTTP/1.0): end the body.
+                self._write_body(b"", True)
         elif type(event) is ResetStream:
             self._send_state = _Send.CLOSED
             self.should_close = True
@@ -587,6 +593,14 @@ class HTTP1Connection:
             keep_alive = False
         if chunked:
             framing += b"transfer-encoding: chunked\r\n"
+            if content_length is not None or event.trailers_expected:
+                # RFC 9112 §6.1: never Content-Length next to Transfer-Encoding; the chunked
+                # framing (needed for trailers, or asked for by the app) wins.
+                block = b"".join(
+                    line
+                    for line in lines
+                    if special.get(line.split(b":", 1)[0].lower()) != _CONTENT_LENGTH
+                )
         if not keep_alive:
             framing += b"connection: close\r\n"
         elif self._http10:
