@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import h2.events
+import h2.settings
 import httpx
 import pytest
 
@@ -27,6 +28,8 @@ from tests.integration.h2_servers import H2Client, TLSFiles, tls_files
 
 Headers = list[tuple[bytes, bytes]]
 TIMEOUT = 10.0
+#: The raw HTTP/2 client's receive windows: it never acknowledges DATA, so they start large.
+_WINDOW = 1 << 30
 
 
 @dataclass
@@ -108,7 +111,10 @@ class Transport:
     def _raw_h2(
         self, server: RunningServer, path: str, method: str, headers: Headers
     ) -> RawResponse:
-        with H2Client(server.port, self.tls) as client:
+        settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _WINDOW}
+        with H2Client(server.port, self.tls, settings=settings) as client:
+            client.conn.increment_flow_control_window(_WINDOW)  # no WINDOW_UPDATEs needed
+            client.flush()
             stream_id = client.request(path, method, headers=headers)
             events = client.read_until(client.ended(stream_id), timeout=TIMEOUT)
             promised: dict[int, Headers] = {

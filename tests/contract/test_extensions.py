@@ -50,6 +50,48 @@ def test_trailers(transport: Transport) -> None:
     assert response.trailers == [(b"x-checksum", b"abc123"), (b"x-count", b"2")]
 
 
+def test_trailers_whatever_the_body(transport: Transport, tmp_path: Path) -> None:
+    """Trailers after an empty body, after a file, with the app's own content-length, and on
+    responses that carry no body at all (HEAD, 204): framed correctly, never an error."""
+    data = b"F" * 300_000
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        route = scope["path"]
+        headers = [(b"content-length", b"3")] if route == "/length" else []
+        status = 204 if route == "/204" else 200
+        await send(
+            {"type": "http.response.start", "status": status, "headers": headers, "trailers": True}
+        )
+        if route == "/file":
+            await send({"type": "http.response.pathsend", "path": str(path)})
+        elif route in ("/length", "/head"):
+            await send({"type": "http.response.body", "body": b"abc"})
+        else:
+            await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.trailers", "headers": [(b"x-t", b"1")]})
+
+    with transport.serve(app) as server:
+        empty = transport.raw(server, "/empty")
+        from_file = transport.raw(server, "/file")
+        with_length = transport.raw(server, "/length")
+        head = transport.raw(server, "/head", "HEAD")
+        no_content = transport.raw(server, "/204")
+        with transport.client(server) as client:  # the connection stays in sync afterwards
+            for route in ("/empty", "/length", "/204", "/empty"):
+                assert client.get(route).status_code in (200, 204)
+    assert (empty.status, empty.body, empty.trailers) == (200, b"", [(b"x-t", b"1")])
+    assert (from_file.status, from_file.body, from_file.trailers) == (200, data, [(b"x-t", b"1")])
+    assert (with_length.status, with_length.body) == (200, b"abc")
+    # RFC 9112 §6.1: never Content-Length next to Transfer-Encoding.
+    assert not (with_length.header(b"content-length") and with_length.header(b"transfer-encoding"))
+    assert (head.status, head.body) == (200, b"")
+    assert (no_content.status, no_content.body) == (204, b"")
+    if transport.http2:
+        assert with_length.trailers == [(b"x-t", b"1")]
+
+
 def test_early_hints(transport: Transport) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         assert "http.response.early_hint" in scope["extensions"]
