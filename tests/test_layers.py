@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "pronghorn"
 #: Highest layer first; a module may import only from its own layer or those after it.
 LAYERS = ["cli", "supervisor", "server", "asgi", "protocols"]
 #: Leaf modules every layer may use.
-SHARED = {"config", "errors", "sockets", "tls", "logging", "importer", "__init__"}
+SHARED = {"config", "errors", "sockets", "systemd", "tls", "logging", "importer", "__init__"}
 SANS_IO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "selectors", "threading"}
 
 

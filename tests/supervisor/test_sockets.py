@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pronghorn import sockets, systemd
 from pronghorn.config import Config
 from pronghorn.errors import ConfigError, StartupError
-from pronghorn.supervisor import sockets, systemd
-from pronghorn.supervisor.sockets import Address, parse_bind
+from pronghorn.sockets import Address, parse_bind
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ This package never imports the protocol or ASGI layers (nor the server, in the s
 process): a worker is ``Server(config).serve(sockets)`` in a fresh interpreter
 (:mod:`pronghorn.supervisor.worker_main`), handed the sockets bound here.
 
-- :mod:`~pronghorn.supervisor.sockets`: TCP, IPv6, UNIX, ``--fd`` and systemd sockets
-- :mod:`~pronghorn.supervisor.systemd`: socket activation and readiness notification
+- :mod:`~pronghorn.sockets`: TCP, IPv6, UNIX, ``--fd`` and systemd sockets
+- :mod:`~pronghorn.systemd`: socket activation and readiness notification
 - :mod:`~pronghorn.supervisor.channel`: what supervisor and worker say; worker exit statuses
 - :mod:`~pronghorn.supervisor.process`: one worker process as the supervisor sees it
 - :mod:`~pronghorn.supervisor.workers`: the supervisor loop and its policy
@@ -31,7 +31,7 @@ def run(config: Config) -> int:
 
     Raises :class:`~pronghorn.errors.StartupError` when a socket cannot be bound.
     """
-    from pronghorn.supervisor.sockets import bind_sockets, close_sockets, describe
+    from pronghorn.sockets import bind_sockets, close_sockets, describe
     from pronghorn.supervisor.workers import Supervisor
 
     listeners = bind_sockets(config)

@@ -31,8 +31,9 @@ import time
 from types import FrameType
 from typing import Any
 
+from pronghorn import sockets, systemd
 from pronghorn.config import Config, replace
-from pronghorn.supervisor import channel, sockets, systemd
+from pronghorn.supervisor import channel
 from pronghorn.supervisor.process import Worker, WorkerState, spawn
 
 logger = logging.getLogger("pronghorn.error")
