@@ -187,7 +187,8 @@ class _Response:
         if data:
             self.send(data, more=True)
 
-    def send(self, data: bytes, *, more: bool) -> None:
+    def messages(self, data: bytes, *, more: bool) -> list[Message]:
+        """The ASGI messages that carry ``data``, led by the response head the first time."""
         if not isinstance(data, bytes):
             raise AppProtocolError(f"a WSGI app must produce bytes, not {type(data).__name__}")
         if self.status is None:
@@ -199,25 +200,32 @@ class _Response:
                 {"type": "http.response.start", "status": self.status, "headers": self.headers}
             )
         messages.append({"type": "http.response.body", "body": data, "more_body": more})
-        self._bridge.send_all(messages)
+        return messages
+
+    def send(self, data: bytes, *, more: bool) -> None:
+        """Send now, from the worker thread, and wait until the connection has taken it."""
+        self._bridge.send_all(self.messages(data, more=more))
 
 
-def _run_app(app: WSGIApp, environ: dict[str, Any], response: _Response) -> None:
-    """Call the app and stream its iterable; runs in a worker thread."""
+def _run_app(app: WSGIApp, environ: dict[str, Any], response: _Response) -> list[Message]:
+    """Call the app and stream its iterable; runs in a worker thread.
+
+    Returns the messages that end the response, for the caller to send from the loop: each
+    send from the thread costs two thread switches, and the end of the body needs none (for a
+    list, the usual shape of a small response, nothing is sent from the thread at all).
+    """
     iterable = app(environ, response.start_response)
     try:
         if isinstance(iterable, list | tuple):
-            # The length is known, so the last chunk can end the response in the same send
-            # (a typical framework response is a one-item list: one hop to the loop in all).
             chunks = [chunk for chunk in iterable if chunk]
+            messages: list[Message] = []
             for chunk in chunks[:-1]:
+                messages += response.messages(chunk, more=True)
+            return messages + response.messages(chunks[-1] if chunks else b"", more=False)
+        for chunk in iterable:
+            if chunk:
                 response.send(chunk, more=True)
-            response.send(chunks[-1] if chunks else b"", more=False)
-        else:
-            for chunk in iterable:
-                if chunk:
-                    response.send(chunk, more=True)
-            response.send(b"", more=False)
+        return response.messages(b"", more=False)
     finally:
         close = getattr(iterable, "close", None)
         if close is not None:
@@ -312,7 +320,9 @@ class WSGIAdapter:
             bridge = _Bridge(loop, receive, send)
             environ = build_environ(scope, WSGIInput(bridge))
             response = _Response(bridge)
-            await loop.run_in_executor(self._pool(), _run_app, self.app, environ, response)
+            ending = await loop.run_in_executor(self._pool(), _run_app, self.app, environ, response)
+            for message in ending:
+                await send(message)
         elif kind == "websocket":
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1000})
