@@ -116,13 +116,13 @@ class UploadProtocol(asyncio.Protocol):
                 self._transport.write(self._answer)
 
 
-def _unmask_python(payload: bytes, mask: bytes) -> bytes:
+def _unmask_python(payload: bytes | memoryview, mask: bytes) -> bytes:
     size = len(payload)
     key = int.from_bytes(mask * (size // 4 + 1), "little") & ((1 << (8 * size)) - 1)
     return (int.from_bytes(payload, "little") ^ key).to_bytes(size, "little")
 
 
-def _load_apply_mask() -> Callable[[bytes, bytes], bytes]:
+def _load_apply_mask() -> Callable[[bytes | memoryview, bytes], bytes]:
     """The C routine websockets ships (uvicorn's default WebSocket stack uses it)."""
     try:
         from websockets.speedups import apply_mask
@@ -134,15 +134,13 @@ def _load_apply_mask() -> Callable[[bytes, bytes], bytes]:
 _unmask = _load_apply_mask()
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    size = len(payload)
+def _frame_head(opcode: int, size: int) -> bytes:
+    """The header of a final, unmasked server frame; the payload is written after it as is."""
     if size < 126:
-        head = bytes((0x80 | opcode, size))
-    elif size < 65536:
-        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
-    return head + payload
+        return bytes((0x80 | opcode, size))
+    if size < 65536:
+        return bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    return bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
 
 
 class WebSocketEchoProtocol(asyncio.Protocol):
@@ -198,19 +196,20 @@ class WebSocketEchoProtocol(asyncio.Protocol):
             if len(buffer) < end:
                 break
             mask = bytes(buffer[offset : offset + 4])
-            payload = _unmask(bytes(buffer[offset + 4 : end]), mask)
+            with memoryview(buffer) as view:  # unmask straight from the buffer: no copy
+                payload = _unmask(view[offset + 4 : end], mask)
             del buffer[:end]
             if opcode == 0x8:
-                out.append(_frame(0x8, payload[:2]))
-                transport.write(b"".join(out))
+                out += (_frame_head(0x8, 2), payload[:2])
+                transport.writelines(out)
                 transport.close()
                 return
             if opcode == 0x9:
-                out.append(_frame(0xA, payload))
+                out += (_frame_head(0xA, len(payload)), payload)
             elif opcode in (0x1, 0x2):
-                out.append(_frame(opcode, payload))
+                out += (_frame_head(opcode, len(payload)), payload)
         if out:
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            transport.writelines(out)  # header and payload without joining them
 
 
 SHAPES = (*CANNED, "upload", "ws")

@@ -43,7 +43,9 @@ def parse(output: str) -> tuple[float, int, float | None, float | None, int, str
     total = re.search(r"(\d+) requests in", output)
     if rate is None or total is None:
         raise ValueError(f"wrk printed no result: {output.strip()[-300:]!r}")
-    percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)$", output, re.MULTILINE))
+    # wrk pads a value in seconds with a trailing space ("1.12s "): allow trailing blanks.
+    pattern = r"^\s+(50|99)(?:\.0+)?%\s+(\S+)\s*$"
+    percentiles = dict(re.findall(pattern, output, re.MULTILINE))
     p50 = _ms(percentiles["50"]) if "50" in percentiles else None
     p99 = _ms(percentiles["99"]) if "99" in percentiles else None
     errors = 0
