@@ -1,13 +1,15 @@
 """WSGI (PEP 3333) apps served through the ASGI interface, on a bounded thread pool.
 
-The app runs in one of ``--wsgi-threads`` threads; the event loop never blocks on it. Both
-directions stream through one thread-safe bridge, :meth:`_Bridge.call`, which runs a coroutine
-on the loop and waits for it from the worker thread:
+The app runs in one of ``--wsgi-threads`` threads; the event loop never blocks on it.
 
-- request body: ``wsgi.input`` pulls one ASGI ``http.request`` message at a time, only when the
-  app reads past what it already has, so a large upload is never buffered whole;
-- response: each chunk the WSGI iterable yields is sent with ``send()`` and the thread waits for
-  that send to finish, so a slow client pauses the app (backpressure) instead of growing memory.
+- Request body: ``wsgi.input`` pulls one ASGI ``http.request`` message at a time through
+  :meth:`_Bridge.call` (run ``receive()`` on the loop, wait in the thread), only when the app
+  reads past what it already has, so a large upload is never buffered whole.
+- Response: the thread hands each chunk to an :class:`_Outbox` and goes on producing, while the
+  request's ASGI task sends them in order. The thread waits only while more than
+  ``OUTBOX_LIMIT`` body bytes are handed over but not yet taken by the connection, so a slow
+  client pauses the app (backpressure) instead of growing memory, and a fast response costs no
+  thread round trip beyond the pool's own (each costs two thread switches, about 50 µs).
 
 Lifespan is answered here (a WSGI app has none) and shuts the pool down; WebSocket requests are
 refused with the ASGI close-before-accept (HTTP 403).
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -36,14 +40,13 @@ _LOOP_CHECK = 5.0
 
 
 class _Bridge:
-    """A worker thread's handle on its request's ASGI ``receive``/``send``."""
+    """A worker thread's handle on its request's ASGI ``receive``."""
 
-    __slots__ = ("loop", "receive", "send")
+    __slots__ = ("loop", "receive")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, receive: Receive, send: Send) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
         self.loop = loop
         self.receive = receive
-        self.send = send
 
     def call(self, make: Callable[[], Awaitable[T]]) -> T:
         """Run ``make()`` on the loop and wait for its result in this (worker) thread."""
@@ -58,20 +61,98 @@ class _Bridge:
                     future.cancel()
                     raise ClientDisconnected("the server stopped") from None
 
-    def send_all(self, messages: list[Message]) -> None:
-        send = self.send
-
-        async def send_each() -> None:
-            for message in messages:
-                await send(message)
-
-        self.call(send_each)
-
 
 async def _await(make: Callable[[], Awaitable[T]]) -> T:
     # The awaitable is created on the loop's thread: some receive()/send() implementations
     # touch loop state as soon as they are called.
     return await make()
+
+
+#: Body bytes a worker thread may hand over before it waits for the connection to take them.
+OUTBOX_LIMIT = 256 * 1024
+
+
+class _Outbox:
+    """Response messages from a worker thread to the request's ASGI task, in order.
+
+    ``put`` (worker thread) queues messages with one ``call_soon_threadsafe`` and returns at
+    once unless too many body bytes are pending; ``pump`` (the ASGI task, on the loop) sends
+    them. When sending fails (the client left, the task was cancelled) the failure is recorded
+    and the thread's next ``put`` raises it, which ends the app's iteration.
+    """
+
+    __slots__ = ("_done", "_failure", "_loop", "_pending", "_queued", "_room", "_waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: deque[Message] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._done = False
+        self._room = threading.Condition()
+        self._queued = 0  # body bytes put but not yet sent
+        self._failure: BaseException | None = None
+
+    # ------------------------------------------------------------------ worker thread
+    def put(self, messages: list[Message], size: int) -> None:
+        room = self._room
+        with room:
+            if self._failure is not None:
+                raise self._failure
+            self._queued += size
+        self._loop.call_soon_threadsafe(self._deliver, messages)
+        with room:
+            while self._queued > OUTBOX_LIMIT and self._failure is None:
+                # A slow client legitimately keeps us waiting; a stopped loop never drains,
+                # and a thread stuck here would hang interpreter exit.
+                if not room.wait(_LOOP_CHECK) and not self._loop.is_running():
+                    self._failure = ClientDisconnected("the server stopped")
+            if self._failure is not None:
+                raise self._failure
+
+    # ------------------------------------------------------------------ event loop
+    def _deliver(self, messages: list[Message]) -> None:
+        self._pending.extend(messages)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _finished(self, work: asyncio.Future[None]) -> None:
+        # Runs after every _deliver the thread scheduled: both come through the loop's
+        # thread-safe queue, in the order the thread made them.
+        if not work.cancelled():
+            work.exception()  # retrieved here; whoever awaits ``work`` still gets it
+        self._done = True
+        self._wake()
+
+    async def pump(self, send: Send, work: asyncio.Future[None]) -> None:
+        """Send what the thread puts until its ``work`` is finished and everything is sent."""
+        work.add_done_callback(self._finished)
+        pending = self._pending
+        try:
+            while True:
+                while pending:
+                    message = pending.popleft()
+                    await send(message)
+                    size = len(message.get("body", b""))
+                    if size:
+                        with self._room:
+                            self._queued -= size
+                            self._room.notify()
+                if self._done:
+                    return
+                self._waiter = self._loop.create_future()
+                await self._waiter
+        except BaseException as exc:
+            with self._room:
+                self._failure = (
+                    exc
+                    if isinstance(exc, ClientDisconnected)
+                    else ClientDisconnected("the response could not be sent")
+                )
+                self._room.notify()
+            raise
 
 
 class WSGIInput:
@@ -150,10 +231,10 @@ class WSGIInput:
 class _Response:
     """``start_response`` and the response half of one request, used in the worker thread."""
 
-    __slots__ = ("_bridge", "headers", "headers_sent", "status")
+    __slots__ = ("_outbox", "headers", "headers_sent", "status")
 
-    def __init__(self, bridge: _Bridge) -> None:
-        self._bridge = bridge
+    def __init__(self, outbox: _Outbox) -> None:
+        self._outbox = outbox
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
@@ -187,8 +268,8 @@ class _Response:
         if data:
             self.send(data, more=True)
 
-    def messages(self, data: bytes, *, more: bool) -> list[Message]:
-        """The ASGI messages that carry ``data``, led by the response head the first time."""
+    def send(self, data: bytes, *, more: bool) -> None:
+        """Hand ``data`` to the loop, led by the response head the first time."""
         if not isinstance(data, bytes):
             raise AppProtocolError(f"a WSGI app must produce bytes, not {type(data).__name__}")
         if self.status is None:
@@ -200,32 +281,24 @@ class _Response:
                 {"type": "http.response.start", "status": self.status, "headers": self.headers}
             )
         messages.append({"type": "http.response.body", "body": data, "more_body": more})
-        return messages
-
-    def send(self, data: bytes, *, more: bool) -> None:
-        """Send now, from the worker thread, and wait until the connection has taken it."""
-        self._bridge.send_all(self.messages(data, more=more))
+        self._outbox.put(messages, len(data))
 
 
-def _run_app(app: WSGIApp, environ: dict[str, Any], response: _Response) -> list[Message]:
-    """Call the app and stream its iterable; runs in a worker thread.
-
-    Returns the messages that end the response, for the caller to send from the loop: each
-    send from the thread costs two thread switches, and the end of the body needs none (for a
-    list, the usual shape of a small response, nothing is sent from the thread at all).
-    """
+def _run_app(app: WSGIApp, environ: dict[str, Any], response: _Response) -> None:
+    """Call the app and stream its iterable; runs in a worker thread."""
     iterable = app(environ, response.start_response)
     try:
         if isinstance(iterable, list | tuple):
+            # A known length: the last chunk also ends the response.
             chunks = [chunk for chunk in iterable if chunk]
-            messages: list[Message] = []
             for chunk in chunks[:-1]:
-                messages += response.messages(chunk, more=True)
-            return messages + response.messages(chunks[-1] if chunks else b"", more=False)
-        for chunk in iterable:
-            if chunk:
                 response.send(chunk, more=True)
-        return response.messages(b"", more=False)
+            response.send(chunks[-1] if chunks else b"", more=False)
+        else:
+            for chunk in iterable:
+                if chunk:
+                    response.send(chunk, more=True)
+            response.send(b"", more=False)
     finally:
         close = getattr(iterable, "close", None)
         if close is not None:
@@ -317,12 +390,18 @@ class WSGIAdapter:
         kind = scope["type"]
         if kind == "http":
             loop = asyncio.get_running_loop()
-            bridge = _Bridge(loop, receive, send)
-            environ = build_environ(scope, WSGIInput(bridge))
-            response = _Response(bridge)
-            ending = await loop.run_in_executor(self._pool(), _run_app, self.app, environ, response)
-            for message in ending:
-                await send(message)
+            outbox = _Outbox(loop)
+            environ = build_environ(scope, WSGIInput(_Bridge(loop, receive)))
+            work = loop.run_in_executor(
+                self._pool(), _run_app, self.app, environ, _Response(outbox)
+            )
+            try:
+                await outbox.pump(send, work)
+            except ClientDisconnected:
+                # The thread stops at its next put(); wait for it, so the request still owns it.
+                await asyncio.wait([work])
+                raise
+            await work  # the app's own exception, if it raised
         elif kind == "websocket":
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1000})
