@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import h2.errors
@@ -173,8 +174,7 @@ def test_default_headers(transport: Transport) -> None:
         assert response.headers.get_list("server") == ["pronghorn"]
         date = response.headers["date"]
         assert date.endswith(" GMT")
-        httpx_date = __import__("email.utils").utils.parsedate_to_datetime(date)
-        assert httpx_date.tzinfo is not None
+        assert parsedate_to_datetime(date).tzinfo is not None  # an IMF-fixdate (RFC 9110)
         # An app's own Server header replaces the default instead of doubling it.
         assert client.get("/own").headers.get_list("server") == ["custom"]
     with (
