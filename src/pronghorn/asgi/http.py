@@ -78,6 +78,8 @@ class HTTPCycle:
         "_body",
         "_continue_due",
         "_emit",
+        "_emit_body",
+        "_emit_response",
         "_end_delivered",
         "_request_done",
         "_trailers_buffer",
@@ -99,9 +101,15 @@ class HTTPCycle:
         has_body: bool,
         expect_continue: bool = False,
         supports_push: bool = False,
+        emit_response: Callable[[int, int, Headers, bool], None] | None = None,
+        emit_body: Callable[[int, bytes, bool], None] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self._emit = emit
+        # A core may take the two messages of every response without an event object each
+        # (HTTP/1.1 does); any other core gets Response and Body events through ``emit``.
+        self._emit_response = emit_response or self._response_event
+        self._emit_body = emit_body or self._body_event
         self.send_state = SendState.START
         self._trailers_expected = False
         self._trailers_buffer: Headers = []
@@ -115,6 +123,14 @@ class HTTPCycle:
         #: What the access log reports: the response status and body bytes sent.
         self.status = 0
         self.bytes_sent = 0
+
+    def _response_event(
+        self, stream_id: int, status: int, headers: Headers, trailers: bool
+    ) -> None:
+        self._emit(Response(stream_id, status, headers, trailers))
+
+    def _body_event(self, stream_id: int, data: bytes, end: bool) -> None:
+        self._emit(Body(stream_id, data, end))
 
     # ------------------------------------------------------------------ receive side
     def body_received(self, data: bytes) -> None:
@@ -181,7 +197,16 @@ class HTTPCycle:
         # The two messages of every response skip the table lookup (an Enum hashes in Python).
         state = self.send_state
         if kind == "http.response.body" and state is SendState.BODY:
-            self._on_body(message)
+            body = message.get("body", b"")
+            if type(body) is not bytes or self._trailers_expected:
+                self._on_body(message)
+                return None
+            self.bytes_sent += len(body)
+            if message.get("more_body", False):
+                self._emit_body(self.stream_id, body, False)
+            else:
+                self._emit_body(self.stream_id, body, True)
+                self.send_state = SendState.DONE
             return None
         if kind == "http.response.start" and state is SendState.START:
             self._on_start(message)
@@ -209,7 +234,7 @@ class HTTPCycle:
         self.status = status
         # Emit before changing state: if the core refuses the message, the cycle still knows
         # the response did not go out (and the app's exit answers 500 or resets).
-        self._emit(Response(self.stream_id, status, headers, trailers))
+        self._emit_response(self.stream_id, status, headers, trailers)
         self.send_state = SendState.BODY
 
     def _on_body(self, message: AppMessage) -> None:
@@ -221,14 +246,14 @@ class HTTPCycle:
         self.bytes_sent += len(body)
         more = message.get("more_body", False)
         if more:
-            self._emit(Body(self.stream_id, body, False))
+            self._emit_body(self.stream_id, body, False)
             return
         if self._trailers_expected:
             if body:
-                self._emit(Body(self.stream_id, body, False))
+                self._emit_body(self.stream_id, body, False)
             self.send_state = SendState.TRAILERS
             return
-        self._emit(Body(self.stream_id, body, True))
+        self._emit_body(self.stream_id, body, True)
         self.send_state = SendState.DONE
 
     def _on_pathsend(self, message: AppMessage) -> str:

@@ -198,7 +198,7 @@ class HTTP1Connection:
         self._request: RequestReceived | None = None
         # response side (for the request being served)
         self._send_state = _Send.IDLE
-        self._pending_head: Response | None = None
+        self._pending_head: tuple[int, Headers, bool] | None = None
         self._request_method = b""
         self._keep_alive = True
         self._http10 = False
@@ -489,39 +489,69 @@ class HTTP1Connection:
     def send(self, event: OutboundEvent) -> None:
         state = self._send_state
         if type(event) is Body:
-            if state is _Send.HEAD_HELD:
-                self._write_head(event)
-            elif state is not _Send.BODY:
-                raise LocalProtocolError(f"Body in state {state.value}")
-            self._write_body(event.data, event.end)
+            self.send_body(event.stream_id, event.data, event.end)
         elif type(event) is Response:
-            if state is not _Send.IDLE:
-                raise LocalProtocolError(f"Response in state {state.value}")
-            status = event.status
-            self._no_body = (
-                self._request_method == b"HEAD" or status == 204 or status == 304 or status < 200
+            self.send_response(
+                event.stream_id, event.status, event.headers, event.trailers_expected
             )
-            self._send_state = _Send.HEAD_HELD
-            self._pending_head = event
         elif type(event) is InformationalResponse:
             if state is not _Send.IDLE:
                 raise LocalProtocolError("1xx after the response started")
             self._write_informational(event)
         elif type(event) is Trailers:
             if state is _Send.HEAD_HELD:
-                self._write_head(None)  # the body was empty: the head goes out now
+                self._write_head(b"", False)  # the body was empty: the head goes out now
             elif state is not _Send.BODY:
                 raise LocalProtocolError(f"Trailers in state {state.value}")
             if self._chunked_response:
                 self._write_trailers(event.headers)
             else:
                 # No chunked framing to carry them (HEAD, 204/304, HTTP/1.0): end the body.
-                self._write_body(b"", True)
+                self.send_body(event.stream_id, b"", True)
         elif type(event) is ResetStream:
             self._send_state = _Send.CLOSED
             self.should_close = True
         else:
             raise LocalProtocolError(f"HTTP/1.1 cannot send {type(event).__name__}")
+
+    # The two calls of every response, without building an event each (the ASGI bridge calls
+    # them directly; ``send`` routes Response and Body events here too).
+    def send_response(
+        self, stream_id: int, status: int, headers: Headers, trailers_expected: bool = False
+    ) -> None:
+        if self._send_state is not _Send.IDLE:
+            raise LocalProtocolError(f"Response in state {self._send_state.value}")
+        self._no_body = (
+            self._request_method == b"HEAD" or status == 204 or status == 304 or status < 200
+        )
+        self._send_state = _Send.HEAD_HELD
+        self._pending_head = (status, headers, trailers_expected)
+
+    def send_body(self, stream_id: int, data: bytes, end: bool) -> None:
+        state = self._send_state
+        if state is _Send.HEAD_HELD:
+            self._write_head(data, end)
+        elif state is not _Send.BODY:
+            raise LocalProtocolError(f"Body in state {state.value}")
+        if data and not self._no_body:
+            if self._chunked_response:
+                self._out.append(b"%x\r\n%s\r\n" % (len(data), data))
+            else:
+                remaining = self._remaining
+                if remaining is not None:
+                    remaining -= len(data)
+                    self._remaining = remaining
+                    if remaining < 0:
+                        self._fail_response()
+                        raise ResponseLengthError("Response body longer than its Content-Length")
+                self._out.append(data)
+        if end:
+            if self._chunked_response:
+                self._out.append(b"0\r\n\r\n")
+            elif self._remaining:
+                self._fail_response()
+                raise ResponseLengthError("Response body shorter than its Content-Length")
+            self._finish_response()
 
     def start_request(self, request: RequestReceived) -> None:
         """Record what the response framing depends on, when ``request`` becomes the one
@@ -532,9 +562,10 @@ class HTTP1Connection:
         self._expect_continue = request.expect_continue
         self._continue_sent = False
 
-    def _write_head(self, first: Body | None) -> None:
-        event = self._pending_head
-        assert event is not None
+    def _write_head(self, first_data: bytes, first_end: bool) -> None:
+        pending = self._pending_head
+        assert pending is not None
+        status, headers, trailers_expected = pending
         self._pending_head = None
         defaults = self._defaults
         special = defaults.special
@@ -543,7 +574,7 @@ class HTTP1Connection:
         content_length: int | None = None
         chunked = False
         keep_alive = self._keep_alive and not (self._draining or self._violation is not None)
-        for name, value in event.headers:
+        for name, value in headers:
             kind = special.get(name.lower())
             if kind is not None:
                 if kind == _CONTENT_LENGTH:
@@ -567,7 +598,7 @@ class HTTP1Connection:
         block = b"".join(lines)
         # One C-speed pass validates every name and value: no CR/LF/NUL can split the head.
         if block.count(b"\n") != len(lines) or _VALID_BLOCK.fullmatch(block) is None:
-            raise ValueError(f"Invalid response header in {event.headers!r}")
+            raise ValueError(f"Invalid response header in {headers!r}")
         if overridden is None:
             defaults_block = defaults.h1_block
         else:
@@ -577,15 +608,15 @@ class HTTP1Connection:
         framing = b""
         if self._no_body:
             chunked = False
-        elif content_length is None and not chunked and not event.trailers_expected:
-            if first is not None and first.end:
-                content_length = len(first.data)
+        elif content_length is None and not chunked and not trailers_expected:
+            if first_end:
+                content_length = len(first_data)
                 framing = b"content-length: %d\r\n" % content_length
             elif self._http10:
                 keep_alive = False  # close-delimited body
             else:
                 chunked = True
-        elif event.trailers_expected and not self._http10:
+        elif trailers_expected and not self._http10:
             chunked = True
             content_length = None
         if chunked and self._http10:
@@ -593,7 +624,7 @@ class HTTP1Connection:
             keep_alive = False
         if chunked:
             framing += b"transfer-encoding: chunked\r\n"
-            if content_length is not None or event.trailers_expected:
+            if content_length is not None or trailers_expected:
                 # RFC 9112 §6.1: never Content-Length next to Transfer-Encoding; the chunked
                 # framing (needed for trailers, or asked for by the app) wins.
                 block = b"".join(
@@ -609,7 +640,7 @@ class HTTP1Connection:
         self._chunked_response = chunked
         self._remaining = None if self._no_body or chunked else content_length
         self._out.append(
-            (STATUS_LINES.get(event.status) or _status_line(event.status))
+            (STATUS_LINES.get(status) or _status_line(status))
             + defaults_block
             + block
             + framing
@@ -632,27 +663,6 @@ class HTTP1Connection:
         if idle_keep_alive:
             self._stopped = True
             self.should_close = True
-
-    def _write_body(self, data: bytes, end: bool) -> None:
-        if data and not self._no_body:
-            if self._chunked_response:
-                self._out.append(b"%x\r\n%s\r\n" % (len(data), data))
-            else:
-                remaining = self._remaining
-                if remaining is not None:
-                    remaining -= len(data)
-                    self._remaining = remaining
-                    if remaining < 0:
-                        self._fail_response()
-                        raise ResponseLengthError("Response body longer than its Content-Length")
-                self._out.append(data)
-        if end:
-            if self._chunked_response:
-                self._out.append(b"0\r\n\r\n")
-            elif self._remaining:
-                self._fail_response()
-                raise ResponseLengthError("Response body shorter than its Content-Length")
-            self._finish_response()
 
     def _write_trailers(self, headers: Headers) -> None:
         lines = [b"0\r\n"]

@@ -14,6 +14,7 @@ from pronghorn.asgi.http import AppMessage, HTTPCycle, Message, SendState
 from pronghorn.asgi.scope import ConnectionInfo, http_scope
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived
+from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
 from pronghorn.server.http2 import acknowledge, wait_window
 from pronghorn.server.tasks import EAGER
@@ -50,20 +51,30 @@ class HTTPExchange:
         self.request = request
         self.conn = conn
         self.stream_id = request.stream_id
-        self.cycle = HTTPCycle(
-            request.stream_id,
-            protocol.core.send,
-            has_body=request.has_body,
-            expect_continue=request.expect_continue,
-            supports_push=bool(conn.http_extensions.get("http.response.push") is not None),
-        )
+        core = protocol.core
+        if type(core) is HTTP1Connection:
+            self.cycle = HTTPCycle(
+                request.stream_id,
+                core.send,
+                has_body=request.has_body,
+                expect_continue=request.expect_continue,
+                emit_response=core.send_response,
+                emit_body=core.send_body,
+            )
+        else:
+            self.cycle = HTTPCycle(
+                request.stream_id,
+                core.send,
+                has_body=request.has_body,
+                expect_continue=request.expect_continue,
+                supports_push="http.response.push" in conn.http_extensions,
+            )
         self._waiter: asyncio.Future[None] | None = None
         self._flushed_mark = 0
         self._logged = False
         self.task: asyncio.Task[None] | None = None
         self.start_time = protocol.server.loop.time()
         #: HTTP/2: per-stream flow control replaces pausing the whole connection.
-        core = protocol.core
         self.h2 = core if type(core) is HTTP2Connection else None
 
     # ------------------------------------------------------------------ lifecycle

@@ -84,6 +84,7 @@ class ConnectionProtocol(asyncio.Protocol):
         "_dispatching",
         "_drain_waiters",
         "_flush_pending",
+        "_in_receive",
         "_peer_trusted",
         "_repoll",
         "_timer",
@@ -114,6 +115,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._peer_trusted = False
         self._dispatching = False
         self._repoll = False
+        self._in_receive = False
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -148,8 +150,14 @@ class ConnectionProtocol(asyncio.Protocol):
             self.flush()
 
     def data_received(self, data: bytes) -> None:
-        self.core.receive_data(data)
-        self._process_events()
+        # Responses completed while handling these bytes (eager apps, pipelined requests) are
+        # written together with one write at the end, not through the loop's flush callback.
+        self._in_receive = True
+        try:
+            self.core.receive_data(data)
+            self._process_events()
+        finally:
+            self._in_receive = False
         core = self.core  # an upgrade (h2c) or the preface sniffer may have switched it
         if (
             not self.streams
@@ -162,12 +170,10 @@ class ConnectionProtocol(asyncio.Protocol):
             self._set_timer(_HEADER, self.server.config.timeout_request_header)
         if not core.wants_read and not self.reading_paused:
             self._pause_reading()
-        if core.should_close:
-            self.flush()
-        elif type(core) is HTTP2Connection:
+        if self._flush_pending or core.should_close or type(core) is HTTP2Connection:
             # HTTP/2 answers frames by itself (SETTINGS/PING ACKs, WINDOW_UPDATE) and a peer's
-            # WINDOW_UPDATE lets buffered DATA out: write it at the end of this loop turn.
-            self.schedule_flush()
+            # WINDOW_UPDATE lets buffered DATA out: it is always written now too.
+            self.flush()
 
     def eof_received(self) -> bool:
         self.core.receive_eof()
@@ -320,6 +326,8 @@ class ConnectionProtocol(asyncio.Protocol):
     def schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
+            if self._in_receive:
+                return  # data_received writes it before returning
             flusher = self.server.flusher
             flusher.pending.append(self)
             if not flusher.scheduled:
