@@ -144,7 +144,9 @@ async def teapot_handler(request: Request, exc: Exception) -> Response:
 
 async def websocket_echo(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol=None)
-    await websocket.send_json({"hello": websocket.query_params.get("name", "anonymous")})
+    await websocket.send_json(
+        {"hello": websocket.query_params.get("name", "anonymous"), "db": websocket.state.db}
+    )
     try:
         while True:
             message = await websocket.receive_text()

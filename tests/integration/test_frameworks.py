@@ -236,7 +236,8 @@ def test_starlette_exception_handlers(
 
 def test_starlette_websocket(starlette_server: RunningServer) -> None:
     with connect(f"{starlette_server.ws_url}/ws?name=ann", open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5)) == {"hello": "ann"}
+        # Lifespan state reaches WebSocket scopes too.
+        assert json.loads(ws.recv(timeout=5)) == {"hello": "ann", "db": "connected"}
         for word in ("one", "two", "ünïcode"):
             ws.send(word)
             assert ws.recv(timeout=5) == word.upper()
@@ -262,7 +263,7 @@ def test_starlette_websocket_binary_large_and_server_close(
 def test_starlette_websocket_client_vanishing(starlette_server: RunningServer) -> None:
     """A client that drops the TCP connection without a close frame is just a disconnect."""
     with connect(f"{starlette_server.ws_url}/ws?name=gone", open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5)) == {"hello": "gone"}
+        assert json.loads(ws.recv(timeout=5))["hello"] == "gone"
         ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the TCP connection just ends
     state = starlette_server.server.state
     assert state is not None
