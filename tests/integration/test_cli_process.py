@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -142,6 +143,19 @@ def test_demo_serves_and_stops_on_sigint(processes: list[Pronghorn], tmp_path: P
     startup_lines = [line for line in server.lines["stderr"] if STARTUP.search(line)]
     assert len(startup_lines) == 1, server.lines["stderr"]
     assert not any("Traceback" in line for line in server.lines["stderr"])
+
+
+def test_json_access_log(processes: list[Pronghorn], tmp_path: Path) -> None:
+    server = start(processes, "--port", "0", "--access-log-format", "json", cwd=tmp_path)
+    url = server.wait_for_line(STARTUP).group(1)
+    httpx.get(url + "/echo?x=%1b", timeout=5)
+    line = server.wait_for_line(re.compile(r'^\{"time": ')).string
+    entry = json.loads(line)
+    assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/echo?x=%1b", 200)
+    assert entry["client"].startswith("127.0.0.1:")
+    assert entry["http_version"] == "1.1"
+    server.proc.send_signal(signal.SIGINT)
+    assert server.finish() == 0
 
 
 def test_sigterm_also_stops_cleanly(processes: list[Pronghorn], tmp_path: Path) -> None:
