@@ -51,4 +51,7 @@ app = Litestar(
     route_handlers=[index, create_order, whoami, echo_ws],
     on_startup=[startup],
     on_shutdown=[shutdown],
+    # Litestar's default logging config takes over the root logger (level INFO, a queue
+    # handler) for the whole process; the tests share that process with other suites.
+    logging_config=None,
 )
