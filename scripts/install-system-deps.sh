@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives as real peers: curl, wrk, h2load (nghttp2-client),
-# and Chromium for the demo page. Installs only what is missing; needs root (or sudo).
+# and Chromium for the demo page (scripts/install-chromium.sh). Installs only what is
+# missing; needs root (or sudo).
 set -euo pipefail
 
 want=()
@@ -8,7 +9,7 @@ command -v curl >/dev/null 2>&1 || want+=(curl)
 command -v wrk >/dev/null 2>&1 || want+=(wrk)
 command -v h2load >/dev/null 2>&1 || want+=(nghttp2-client)
 if [[ "${PRONGHORN_SKIP_BROWSER:-0}" != "1" ]]; then
-    command -v chromium >/dev/null 2>&1 || want+=(chromium)
+    bash "$(dirname "${BASH_SOURCE[0]}")/install-chromium.sh" >/dev/null
 fi
 if [[ ${#want[@]} -eq 0 ]]; then
     exit 0
@@ -19,5 +20,5 @@ if [[ "$(id -u)" != "0" ]]; then
 fi
 echo "installing: ${want[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${want[@]}" >/dev/null

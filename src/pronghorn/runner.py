@@ -9,6 +9,7 @@ errors of :mod:`pronghorn.errors` (the CLI turns those into exit codes).
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from pronghorn.config import Config
@@ -38,7 +39,9 @@ def run(app: Any, **settings: Any) -> None:
 def serve(config: Config, app: object | None = None) -> int:
     """Set up logging, then serve ``config``: in this process, or under the supervisor when
     reloading or running several workers. Returns the exit code."""
-    supervised = config.reload or config.workers > 1
+    # The supervisor also serves one worker when something needs a parent process: systemd
+    # socket activation or readiness, and recycling by request count or memory.
+    supervised = config.reload or config.workers > 1 or (app is None and _needs_supervisor(config))
     if supervised and app is not None:
         # Workers and reloads import the app afresh in each process.
         raise ConfigError(
@@ -60,3 +63,12 @@ def serve(config: Config, app: object | None = None) -> int:
     # object the server imports config.app itself.
     server = Server(config, app=load_app(config, app) if app is not None else None)
     return server.run()
+
+
+def _needs_supervisor(config: Config) -> bool:
+    return bool(
+        os.environ.get("LISTEN_FDS")
+        or os.environ.get("NOTIFY_SOCKET")
+        or config.limit_max_requests is not None
+        or config.limit_max_rss is not None
+    )

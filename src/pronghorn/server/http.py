@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from pronghorn.asgi.http import AppMessage, HTTPCycle, Message, SendState
@@ -73,7 +74,7 @@ class HTTPExchange:
         self._flushed_mark = 0
         self._logged = False
         self.task: asyncio.Task[None] | None = None
-        self.start_time = protocol.server.loop.time()
+        self.start_time = perf_counter()
         #: HTTP/2: per-stream flow control replaces pausing the whole connection.
         self.h2 = core if type(core) is HTTP2Connection else None
 
@@ -264,6 +265,6 @@ class HTTPExchange:
                 request.http_version,
                 cycle.status,
                 cycle.bytes_sent,
-                protocol.server.loop.time() - self.start_time,
+                perf_counter() - self.start_time,
             )
         protocol.response_complete(self)
