@@ -405,10 +405,6 @@ def test_curl_prior_knowledge_and_h2c_upgrade() -> None:
 
 
 @needs_curl
-@pytest.mark.xfail(
-    reason="the HTTP/1.1 core stops parsing at an Upgrade head, so the body of a "
-    "declined upgrade is lost (protocols/http1.py)"
-)
 def test_h2c_upgrade_with_a_body_stays_http1() -> None:
     assert CURL is not None
     with serve(echo_body) as server:

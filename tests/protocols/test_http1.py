@@ -316,6 +316,44 @@ class TestConnection:
         assert c.next_events() == []  # the pipelined second request is not served
 
 
+class TestUpgrade:
+    def test_websocket_upgrade_stops_parsing_and_keeps_the_rest(self) -> None:
+        c = conn()
+        raw = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        events = feed(c, raw + b"\x81\x00")
+        assert isinstance(events[0], RequestReceived)
+        assert events[0].upgrade == b"websocket"
+        assert c.trailing_data == b"\x81\x00"
+
+    @pytest.mark.parametrize(
+        ("framing", "body"),
+        [
+            (b"Content-Length: 5\r\n", b"hello"),
+            (b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+        ],
+    )
+    def test_upgrade_with_a_body_is_served_as_http11(self, framing: bytes, body: bytes) -> None:
+        c = conn()
+        raw = (
+            b"POST /p HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n"
+            b"Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+            + framing
+            + b"\r\n"
+            + body
+        )
+        events = feed(c, raw + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        request = events[0]
+        assert isinstance(request, RequestReceived)
+        assert request.upgrade is None
+        assert request.target == b"/p"
+        assert b"".join(e.data for e in events if isinstance(e, BodyReceived)) == b"hello"
+        assert isinstance(events[-1], RequestEnded)
+        respond(c)
+        following = c.next_events()
+        assert isinstance(following[0], RequestReceived)
+        assert following[0].target == b"/next"
+
+
 # --------------------------------------------------------------------------- 6/7. responses
 class TestResponses:
     def test_single_body_gets_content_length(self) -> None:

@@ -143,6 +143,7 @@ class HTTP1Connection:
         "_body_received",
         "_chunked_response",
         "_continue_sent",
+        "_declined_upgrade",
         "_defaults",
         "_draining",
         "_expect_continue",
@@ -167,6 +168,7 @@ class HTTP1Connection:
         "_send_state",
         "_serve_index",
         "_stopped",
+        "_synthetic_head",
         "_trailers",
         "_url",
         "_violation",
@@ -208,6 +210,9 @@ class HTTP1Connection:
         self._remaining: int | None = None
         self._chunked_response = False
         self._draining = False
+        #: The head that primes a fresh parser for a declined upgrade's body.
+        self._declined_upgrade: bytes | None = None
+        self._synthetic_head = False
         self.should_close = False
         #: Bytes after an upgrade request's head; they belong to the next protocol.
         self.trailing_data = b""
@@ -246,6 +251,9 @@ class HTTP1Connection:
             return
         if self._in_head or self._parse_index < self._serve_index:
             self._head_bytes += len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -302,6 +310,8 @@ class HTTP1Connection:
     # on_message_begin: httptools skips callbacks a protocol lacks, and the URL is the first
     # part of every request, so on_url starts the message (one Python call less per request).
     def on_url(self, url: bytes) -> None:
+        if self._synthetic_head:
+            return
         if self._in_head:
             self._url += url  # a later fragment of the same request-target
             if len(self._url) > self._limits.max_request_line:
@@ -320,6 +330,8 @@ class HTTP1Connection:
             raise _Violation(414, "Request-URI too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._synthetic_head:
+            return
         self._header_count += 1
         self._header_size += len(name) + len(value) + 4
         if self._header_size > self._limits.max_header_size:
@@ -334,6 +346,9 @@ class HTTP1Connection:
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self._synthetic_head:
+            self._synthetic_head = False
+            return
         parser = self._parser
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
@@ -376,6 +391,17 @@ class HTTP1Connection:
         self._head_bytes = 0
         if upgrade is not None and not connection_upgrade:
             upgrade = None
+        if upgrade is not None and (chunked or content_length):
+            # An Upgrade request with a body (curl --http2 -d sends h2c this way) is served as
+            # plain HTTP/1.1, as RFC 9110 7.8 allows; llhttp still stops at its head, so the
+            # body is parsed afterwards by a fresh parser (see _on_upgrade).
+            upgrade = None
+            framing = (
+                b"transfer-encoding: chunked\r\n"
+                if chunked
+                else b"content-length: %d\r\n" % (content_length or 0)
+            )
+            self._declined_upgrade = b"POST / HTTP/1.1\r\nhost: x\r\n" + framing + b"\r\n"
         request = RequestReceived(
             STREAM_ID,
             method,
@@ -411,6 +437,8 @@ class HTTP1Connection:
         self._header_size = 0
 
     def on_message_complete(self) -> None:
+        if self._declined_upgrade is not None:
+            return  # llhttp ends an upgrade at its head; this request's body is still to come
         request = self._request
         self._request = None
         trailers = self._trailers or None
@@ -438,6 +466,15 @@ class HTTP1Connection:
 
     def _on_upgrade(self, data: bytes, exc: Exception) -> None:
         offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+        declined = self._declined_upgrade
+        if declined is not None:
+            # Parse the declined upgrade's body (and whatever follows) with a fresh parser,
+            # primed with a head of the same framing whose callbacks are ignored.
+            self._declined_upgrade = None
+            self._parser = httptools.HttpRequestParser(self)
+            self._synthetic_head = True
+            self._feed(declined + data[offset:])
+            return
         request = self._last_request()
         if request is not None and request.method == b"CONNECT":
             # Classic CONNECT tunnels are not served: answer it as a plain request and close.
