@@ -322,20 +322,10 @@ def test_reset_stops_a_tight_send_loop(transport: Transport) -> None:
     assert progress[0] < 64 * MiB
 
 
-_HALF_CLOSE = (
-    "HTTP/1.1 cleartext treats the client's EOF as a half-close (protocols/http1.py "
-    "receive_eof answers the requests already received), so an app idle in receive() after "
-    "reading its body learns of the disconnect only when a send() fails; over TLS the EOF "
-    "closes the transport and receive() returns http.disconnect at once."
-)
-
-
 def test_idle_app_receives_disconnect_when_client_leaves(
     transport: Transport, request: pytest.FixtureRequest
 ) -> None:
     """A long-poll/SSE app waiting in receive() hears http.disconnect when the client goes."""
-    if transport.name == "h1":
-        request.applymarker(pytest.mark.xfail(reason=_HALF_CLOSE, strict=True))
     events: list[str] = []
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:

@@ -81,6 +81,7 @@ class HTTPCycle:
         "_emit_body",
         "_emit_response",
         "_end_delivered",
+        "_input_ended",
         "_request_done",
         "_trailers_buffer",
         "_trailers_expected",
@@ -116,6 +117,7 @@ class HTTPCycle:
         self._body: list[bytes] = []
         self.buffered = 0
         self._end_delivered = False
+        self._input_ended = False
         self._request_done = not has_body
         self._continue_due = expect_continue and has_body
         self.disconnected_flag = False
@@ -142,6 +144,11 @@ class HTTPCycle:
 
     def disconnected(self) -> None:
         self.disconnected_flag = True
+
+    def input_ended(self) -> None:
+        """The client closed its side: once the body is read, receive() says disconnect, but
+        the response may still be sent."""
+        self._input_ended = True
 
     @property
     def request_done(self) -> bool:
@@ -171,7 +178,7 @@ class HTTPCycle:
         if not self._end_delivered:
             self._end_delivered = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        if self.send_state is SendState.DONE:
+        if self.send_state is SendState.DONE or self._input_ended:
             return _DISCONNECT
         return None  # the whole body was read: wait for a disconnect
 

@@ -58,6 +58,15 @@ class StreamReset:
 
 
 @dataclass(slots=True)
+class InputEnded:
+    """The peer will send nothing more on ``stream_id`` (HTTP/1.1: it closed its side), yet the
+    response may still be written. An app waiting in receive() after its body hears
+    ``http.disconnect``; its send() keeps working while the transport does."""
+
+    stream_id: int
+
+
+@dataclass(slots=True)
 class WindowOpened:
     """HTTP/2 flow control: sending on ``stream_id`` (0 = connection) may resume."""
 
@@ -103,6 +112,7 @@ InboundEvent = (
     | BodyReceived
     | RequestEnded
     | StreamReset
+    | InputEnded
     | WindowOpened
     | WebSocketMessageReceived
     | WebSocketCloseReceived

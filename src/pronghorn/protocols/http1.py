@@ -29,6 +29,7 @@ from pronghorn.protocols.events import (
     Headers,
     InboundEvent,
     InformationalResponse,
+    InputEnded,
     OutboundEvent,
     ProtocolViolation,
     RequestEnded,
@@ -290,6 +291,10 @@ class HTTP1Connection:
         partial_head = self._in_head
         if self._request is not None and not partial_head:
             self._emit(StreamReset(STREAM_ID))  # mid-body: the app sees a disconnect
+        elif not partial_head and self._parse_index == self._serve_index:
+            # A complete request is being answered: its app may wait in receive() for the
+            # client to leave (long polls); the answer itself is still written.
+            self._emit(InputEnded(STREAM_ID))
         self._stopped = True
         self._in_head = False
         if self._parse_index < self._serve_index or (
@@ -760,7 +765,7 @@ class HTTP1Connection:
         violation = self._violation
         if violation is not None and violation[0] == self._serve_index:
             self._answer_violation()
-        elif self._stopped and not self._ready:
+        elif self._stopped and not any(type(e) is RequestReceived for e in self._ready):
             # EOF or an upgrade stopped the parser: nothing more will arrive to be served.
             self.should_close = True
 

@@ -156,6 +156,10 @@ class HTTPExchange:
         self.cycle.disconnected()
         self._wake()
 
+    def input_ended(self) -> None:
+        self.cycle.input_ended()
+        self._wake()
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():

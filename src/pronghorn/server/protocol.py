@@ -17,6 +17,7 @@ from pronghorn.protocols.events import (
     BodyReceived,
     ConnectionUpgraded,
     InboundEvent,
+    InputEnded,
     OutboundEvent,
     ProtocolViolation,
     RequestEnded,
@@ -240,6 +241,10 @@ class ConnectionProtocol(asyncio.Protocol):
             if kind is ProtocolViolation:
                 assert isinstance(event, ProtocolViolation)
                 logger.debug("Protocol violation from %s: %s", self.conn_info.client, event.reason)
+        elif kind is InputEnded:
+            runner = self.streams.get(event.stream_id)
+            if runner is not None and hasattr(runner, "input_ended"):
+                runner.input_ended()
         elif kind is WindowOpened:
             self._wake_writers()
         elif kind is ConnectionUpgraded:
