@@ -143,36 +143,62 @@ def _frame_head(opcode: int, size: int) -> bytes:
     return bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
 
 
-class WebSocketEchoProtocol(asyncio.Protocol):
-    """Accepts any WebSocket handshake and echoes whole frames (no fragmentation, no deflate)."""
+READ_SIZE = 262144
 
-    __slots__ = ("_buffer", "_open", "_transport")
+
+class WebSocketEchoProtocol(asyncio.BufferedProtocol):
+    """Accepts any WebSocket handshake and echoes whole frames (no fragmentation, no deflate).
+
+    Reads land in one buffer per connection, parsed in place between ``_start`` and ``_end``;
+    it is replaced by a larger one only when a frame does not fit, so the cost per message does
+    not depend on how the allocator treats a growing bytearray.
+    """
+
+    __slots__ = ("_buffer", "_end", "_open", "_start", "_transport")
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = bytearray(2 * READ_SIZE)
+        self._start = 0
+        self._end = 0
         self._open = False
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
         buffer = self._buffer
-        buffer += data
+        if self._start == self._end:
+            self._start = self._end = 0
+        if len(buffer) - self._end < READ_SIZE:
+            pending = self._end - self._start
+            if pending + READ_SIZE > len(buffer):
+                grown = bytearray(2 * len(buffer))
+                grown[:pending] = buffer[self._start : self._end]
+                self._buffer = buffer = grown
+            else:
+                buffer[:pending] = buffer[self._start : self._end]
+            self._start, self._end = 0, pending
+        return memoryview(buffer)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+        buffer = self._buffer
+        start, end = self._start, self._end
         transport = self._transport
         assert transport is not None
         if not self._open:
-            end = buffer.find(HEAD_END)
-            if end < 0:
+            stop = buffer.find(HEAD_END, start, end)
+            if stop < 0:
                 return
-            head = bytes(buffer[:end])
-            start = head.lower().find(b"sec-websocket-key:")
-            if start < 0:
+            head = bytes(buffer[start:stop])
+            self._start = start = stop + 4
+            at = head.lower().find(b"sec-websocket-key:")
+            if at < 0:
                 transport.close()
                 return
-            stop = head.find(b"\r\n", start)
-            key = head[start + 18 : stop if stop >= 0 else None].strip()
-            del buffer[: end + 4]
+            line_end = head.find(b"\r\n", at)
+            key = head[at + 18 : line_end if line_end >= 0 else None].strip()
             accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
             transport.write(
                 b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
@@ -180,25 +206,25 @@ class WebSocketEchoProtocol(asyncio.Protocol):
             )
             self._open = True
         out: list[bytes] = []
-        while len(buffer) >= 6:
-            opcode = buffer[0] & 0x0F
-            size = buffer[1] & 0x7F
-            offset = 2
+        while end - start >= 6:
+            opcode = buffer[start] & 0x0F
+            size = buffer[start + 1] & 0x7F
+            offset = start + 2
             if size == 126:
-                size = int.from_bytes(buffer[2:4], "big")
-                offset = 4
+                size = int.from_bytes(buffer[start + 2 : start + 4], "big")
+                offset = start + 4
             elif size == 127:
-                if len(buffer) < 10:
+                if end - start < 10:
                     break
-                size = int.from_bytes(buffer[2:10], "big")
-                offset = 10
-            end = offset + 4 + size
-            if len(buffer) < end:
+                size = int.from_bytes(buffer[start + 2 : start + 10], "big")
+                offset = start + 10
+            stop = offset + 4 + size
+            if stop > end:
                 break
             mask = bytes(buffer[offset : offset + 4])
             with memoryview(buffer) as view:  # unmask straight from the buffer: no copy
-                payload = _unmask(view[offset + 4 : end], mask)
-            del buffer[:end]
+                payload = _unmask(view[offset + 4 : stop], mask)
+            self._start = start = stop
             if opcode == 0x8:
                 out += (_frame_head(0x8, 2), payload[:2])
                 transport.writelines(out)
@@ -215,7 +241,7 @@ class WebSocketEchoProtocol(asyncio.Protocol):
 SHAPES = (*CANNED, "upload", "ws")
 
 
-def _factory(shape: str) -> Callable[[], asyncio.Protocol]:
+def _factory(shape: str) -> Callable[[], asyncio.BaseProtocol]:
     if shape == "upload":
         return UploadProtocol
     if shape == "ws":

@@ -175,7 +175,9 @@ def _measure_once(workload: Workload, server: RunningServer, options: Options) -
     elif workload.kind == "external":
         sample = measure.run_external(workload, server, options.duration, options.client_core)
     else:
-        warmup = max(0.5, options.warmup / 2)
+        # Large messages need a longer warm-up: the first ones pay for growing buffers (and
+        # glibc's mmap threshold adapting), in the servers and in the raw reference alike.
+        warmup = max(1.5, float(options.warmup))
         sample = measure.run_ws(workload, server, options.duration, warmup, options.client_core)
     if sample.value <= 0 or math.isnan(sample.value):
         raise RuntimeError(f"no successful request ({'; '.join(sample.notes)})")
