@@ -75,4 +75,5 @@ def test_scopes_are_built_only_in_scope_py() -> None:
         if path.name == "scope.py":
             continue
         text = path.read_text()
-        assert '"type": "http",' not in text and '"type": "websocket",' not in text, path.name
+        assert '"type": "http",' not in text, path.name
+        assert '"type": "websocket",' not in text, path.name

@@ -644,3 +644,29 @@ def test_stream_reset_by_the_client_ends_only_that_request(transport: Transport)
         client.read_until(client.ended(other))
         assert client.body(other) == b"ok"
     assert events == ["send raised ClientDisconnected", "http.disconnect"]
+
+
+def test_a_concurrent_disconnect_listener_hears_the_end_of_the_response(
+    transport: Transport,
+) -> None:
+    """Frameworks (Quart) listen for http.disconnect in a second task while responding."""
+    heard: list[str] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()  # the (empty) body
+
+        async def listen() -> None:
+            heard.append((await receive())["type"])
+
+        listener = asyncio.ensure_future(listen())
+        await asyncio.sleep(0)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+        await asyncio.wait_for(listener, 3)
+
+    with transport.serve(app) as server, transport.client(server) as client:
+        assert client.get("/").text == "done"
+        assert wait_for(lambda: bool(heard))
+    assert heard == ["http.disconnect"]

@@ -447,9 +447,11 @@ class HTTP1Connection:
         request = self._request
         self._request = None
         trailers = self._trailers or None
-        if request is not None and not request.has_body and request.upgrade is None:
-            # A request without a body is complete with its head (has_body says so); an
-            # upgrade's end still matters to the protocol that takes the connection over.
+        if request is not None and not request.has_body:
+            # A request without a body is complete with its head (has_body says so). For an
+            # upgrade this matters twice: an eager app may already have accepted and switched
+            # the connection to its new protocol, whose runner would take a stray end of the
+            # HTTP request for the end of its own stream.
             return
         if self._parse_index == self._serve_index:
             self._ready.append(RequestEnded(STREAM_ID, trailers))

@@ -256,6 +256,10 @@ class HTTPExchange:
 
     def _response_done(self) -> None:
         protocol = self.protocol
+        if self._waiter is not None:
+            # An app task listening for the disconnect (Quart does) hears it now: after the
+            # response, receive() returns http.disconnect.
+            self._wake()
         access_log = protocol.server.access_log
         if access_log is not None and not self._logged:
             self._logged = True

@@ -224,7 +224,11 @@ class Server:
             connection.start_shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout_graceful_shutdown
-        while (state.connections or state.exchanges) and not self._force_exit:
+        # A connection we already closed only waits for its transport (a TLS close_notify the
+        # peer may never answer): it does not hold the shutdown up; the final abort drops it.
+        while (
+            state.exchanges or any(not c.closed for c in state.connections)
+        ) and not self._force_exit:
             if loop.time() >= deadline:
                 logger.warning(
                     "Graceful shutdown timed out; cancelling %d requests", len(state.exchanges)
