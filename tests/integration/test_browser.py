@@ -39,6 +39,8 @@ FLAGS = [
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
     "--window-size=1000,800",
+    # The HTTPS test serves a trustme certificate this fresh profile does not know.
+    "--ignore-certificate-errors",
 ]
 
 
@@ -188,3 +190,49 @@ def test_demo_page_echoes_typed_text(
     assert page["server"].startswith("pronghorn ")
     assert "Loop" in page["loop"]
     assert (tmp_path / "demo.png").stat().st_size > 1000
+
+
+@pytest.mark.timeout(1500)  # the first run may install chromium
+def test_demo_page_over_https_and_http2(
+    serve: Callable[..., RunningServer], browser: str, tmp_path: Path
+) -> None:
+    """Browsers speak HTTP/2 only over TLS: the page arrives by h2 (ALPN), and the echo box
+    works over the same HTTP/2 connection (RFC 8441)."""
+    from tests.integration.h2_servers import tls_files
+
+    files = tls_files(tmp_path)
+    demo = load_app(Config())
+    websocket_versions: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            websocket_versions.append(scope["http_version"])
+        await demo(scope, receive, send)
+
+    server = serve(
+        app, lifespan="on", ssl_certfile=str(files.certfile), ssl_keyfile=str(files.keyfile)
+    )
+
+    async def drive() -> dict[str, Any]:
+        async with websockets.connect(browser, max_size=None, open_timeout=10) as ws:
+            tools = DevTools(ws)
+            await tools.open_page(server.url + "/")
+            await tools.wait_for("document.getElementById('status')?.textContent === 'connected'")
+            protocol = await tools.evaluate(
+                "performance.getEntriesByType('navigation')[0].nextHopProtocol"
+            )
+            await tools.evaluate("document.getElementById('message').focus()")
+            await tools.type_text("over h2")
+            await tools.press_enter()
+            echoed = await tools.wait_for(
+                "[...document.querySelectorAll('#log li.echo')].map(li => li.textContent).join('|')"
+            )
+            return {"protocol": protocol, "echoed": echoed}
+
+    page = asyncio.run(drive())
+    assert server.url.startswith("https://")
+    assert page["protocol"] == "h2"
+    assert page["echoed"] == "over h2"
+    # Chromium offers RFC 8441 when the server's SETTINGS enable extended CONNECT: the echo
+    # box's WebSocket is a stream of the page's own HTTP/2 connection.
+    assert websocket_versions == ["2"]
