@@ -14,9 +14,10 @@ The cycle is sans-IO: it turns app messages into outbound events handed to ``emi
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from pronghorn.asgi.headers import app_headers
 from pronghorn.errors import AppProtocolError
 from pronghorn.protocols.events import (
     Body,
@@ -54,23 +55,6 @@ _TRANSITIONS: dict[tuple[SendState, str], str] = {
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
-
-
-def _headers(value: object, what: str) -> Headers:
-    if value is None:
-        return []
-    if not isinstance(value, Iterable) or isinstance(value, bytes | str):
-        raise AppProtocolError(f"{what} must be an iterable of [name, value] byte pairs")
-    headers: Headers = []
-    for pair in value:
-        try:
-            name, val = pair
-        except (TypeError, ValueError):
-            raise AppProtocolError(f"{what}: {pair!r} is not a [name, value] pair") from None
-        if not isinstance(name, bytes) or not isinstance(val, bytes):
-            raise AppProtocolError(f"{what}: header names and values must be bytes: {pair!r}")
-        headers.append((name, val))
-    return headers
 
 
 class HTTPCycle:
@@ -235,7 +219,7 @@ class HTTPCycle:
         headers = message.get("headers")
         if type(headers) is not list:
             # Lists go straight to the core, whose encoder checks every name and value anyway.
-            headers = _headers(headers, "http.response.start headers")
+            headers = app_headers(headers, "http.response.start headers")
         trailers = bool(message.get("trailers", False))
         self._trailers_expected = trailers
         self.status = status
@@ -280,7 +264,7 @@ class HTTPCycle:
         self._emit(Body(self.stream_id, b"", True))
 
     def _on_trailers(self, message: AppMessage) -> None:
-        headers = _headers(message.get("headers"), "http.response.trailers headers")
+        headers = app_headers(message.get("headers"), "http.response.trailers headers")
         # Trailers may come in parts; HTTP/1.1 and HTTP/2 both need them in one block.
         self._trailers_buffer.extend(headers)
         if message.get("more_trailers", False):
@@ -298,7 +282,7 @@ class HTTPCycle:
         path = message.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise AppProtocolError("http.response.push needs a str 'path' starting with '/'")
-        headers = _headers(message.get("headers"), "http.response.push headers")
+        headers = app_headers(message.get("headers"), "http.response.push headers")
         if self.supports_push:
             self._emit(PushPromise(self.stream_id, path.encode("utf-8"), headers))
 

@@ -69,12 +69,8 @@ def _with_root(conn: ConnectionInfo, raw_path: bytes, path: str) -> tuple[bytes,
     return raw_path, path
 
 
-def http_scope(
-    request: RequestReceived,
-    conn: ConnectionInfo,
-    state: dict[str, Any] | None,
-) -> Scope:
-    target = request.target
+def _path_parts(target: bytes, conn: ConnectionInfo) -> tuple[str, bytes, bytes]:
+    """(path, raw_path, query_string) of a request-target, root_path applied."""
     if target[:1] == b"/" and b"#" not in target:
         raw_path, _, query = target.partition(b"?")  # origin-form: nearly every request
     else:
@@ -82,6 +78,15 @@ def http_scope(
     path = decode_path(raw_path)
     if conn.root_path:
         raw_path, path = _with_root(conn, raw_path, path)
+    return path, raw_path, query
+
+
+def http_scope(
+    request: RequestReceived,
+    conn: ConnectionInfo,
+    state: dict[str, Any] | None,
+) -> Scope:
+    path, raw_path, query = _path_parts(request.target, conn)
     method = request.method
     scope: Scope = {
         "type": "http",
@@ -116,10 +121,7 @@ def websocket_scope(
     subprotocols: list[str],
     extensions: dict[str, dict[str, Any]] | None = None,
 ) -> Scope:
-    raw_path, query = split_target(request.target)
-    path = decode_path(raw_path)
-    if conn.root_path:
-        raw_path, path = _with_root(conn, raw_path, path)
+    path, raw_path, query = _path_parts(request.target, conn)
     scheme = conn.scheme
     scope: Scope = {
         "type": "websocket",

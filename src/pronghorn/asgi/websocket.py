@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from pronghorn.asgi.headers import app_headers
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import (
     AcceptWebSocket,
     Body,
     CloseWebSocket,
-    Headers,
     OutboundEvent,
     ResetStream,
     Response,
@@ -65,36 +65,12 @@ _CONNECT: Message = {"type": "websocket.connect"}
 _DENY_BODY = b"Forbidden: the application refused the WebSocket connection\n"
 
 
-def _headers(value: object, what: str) -> Headers:
-    if value is None:
-        return []
-    if not isinstance(value, Iterable) or isinstance(value, bytes | str):
-        raise AppProtocolError(f"{what} must be an iterable of [name, value] byte pairs")
-    headers: Headers = []
-    for pair in value:
-        try:
-            name, val = pair
-        except (TypeError, ValueError):
-            raise AppProtocolError(f"{what}: {pair!r} is not a [name, value] pair") from None
-        if not isinstance(name, bytes) or not isinstance(val, bytes):
-            raise AppProtocolError(f"{what}: header names and values must be bytes: {pair!r}")
-        # Checked here, before any state changes, so no core refuses the field later.
-        if not name or _has_bad_byte(name) or b":" in name or b" " in name or _has_bad_byte(val):
-            raise AppProtocolError(f"{what}: invalid header field {pair!r}")
-        headers.append((name, val))
-    return headers
-
-
 #: RFC 9110 5.6.2 token characters besides letters and digits (subprotocols are tokens).
 _TOKEN_EXTRA = frozenset("!#$%&'*+-.^_`|~")
 
 
 def _is_token(value: str) -> bool:
     return bool(value) and all(c.isascii() and (c.isalnum() or c in _TOKEN_EXTRA) for c in value)
-
-
-def _has_bad_byte(value: bytes) -> bool:
-    return b"\r" in value or b"\n" in value or b"\x00" in value
 
 
 def _truncate_reason(reason: str) -> str:
@@ -207,7 +183,7 @@ class WebSocketCycle:
             raise AppProtocolError(
                 f"websocket.accept 'subprotocol' is not a token: {subprotocol!r}"
             )
-        headers = _headers(message.get("headers"), "websocket.accept headers")
+        headers = app_headers(message.get("headers"), "websocket.accept headers")
         for name, _ in headers:
             if name.lower() in RESERVED_ACCEPT_HEADERS:
                 raise AppProtocolError(
@@ -280,7 +256,7 @@ class WebSocketCycle:
             raise AppProtocolError(
                 f"websocket.http.response.start needs an int status (not 101): {status!r}"
             )
-        headers = _headers(message.get("headers"), "websocket.http.response.start headers")
+        headers = app_headers(message.get("headers"), "websocket.http.response.start headers")
         self.state = State.RESPONDING
         self._emit(Response(self.stream_id, status, headers))
 
