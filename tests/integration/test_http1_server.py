@@ -592,3 +592,16 @@ def test_request_on_a_connection_accepted_just_before_shutdown_is_answered(serve
     stopper.join(10)
     assert data.startswith(b"HTTP/1.1 200 ")
     assert b"connection: close" in data
+
+
+def test_413_reaches_a_client_still_uploading(serve: Serve) -> None:
+    """The server closes after the 413 while the client keeps sending: a lingering close
+    drains the upload so the kernel does not reset the connection over the answer."""
+    seen: list[dict[str, Any]] = []
+    server = serve(scope_app(seen), limit_request_body=1000)
+    sock = server.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n")
+    sock.sendall(b"z" * 4_000_000)  # no reset: the server reads and discards after its answer
+    data = recv_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 413 ")
+    assert seen == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -182,7 +183,7 @@ class HTTP1Connection:
         self._defaults = defaults or DefaultHeaders([])
         self._parser = httptools.HttpRequestParser(self)
         self._ready: list[InboundEvent] = []
-        self._backlog: list[tuple[int, InboundEvent]] = []
+        self._backlog: deque[tuple[int, InboundEvent]] = deque()
         self._backlog_size = 0
         self._out: list[bytes] = []
         self._parse_index = 0
@@ -750,20 +751,19 @@ class HTTP1Connection:
         self._serve_index += 1
         backlog = self._backlog
         if backlog:
+            # The backlog is in parse order: the next request's events are at its front.
             index = self._serve_index
-            keep: list[tuple[int, InboundEvent]] = []
-            for item in backlog:
-                if item[0] == index:
-                    event = item[1]
-                    if type(event) is RequestReceived:
-                        self.start_request(event)
-                    self._ready.append(event)
-                else:
-                    keep.append(item)
-            self._backlog = keep
-            self._backlog_size = sum(
-                len(e.data) if isinstance(e, BodyReceived) else 256 for _, e in keep
-            )
+            ready = self._ready
+            while backlog and backlog[0][0] == index:
+                event = backlog.popleft()[1]
+                if type(event) is RequestReceived:
+                    self.start_request(event)
+                elif type(event) is BodyReceived:
+                    self._backlog_size -= len(event.data)
+                    ready.append(event)
+                    continue
+                self._backlog_size -= 256
+                ready.append(event)
         violation = self._violation
         if violation is not None and violation[0] == self._serve_index:
             self._answer_violation()

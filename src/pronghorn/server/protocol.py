@@ -40,7 +40,9 @@ logger = logging.getLogger("pronghorn.error")
 #: Request body bytes buffered for the app before reading from the socket pauses.
 BODY_HIGH_WATER = 65536
 
-_NO_TIMER, _KEEP_ALIVE, _HEADER, _BODY, _SHUTDOWN = 0, 1, 2, 3, 4
+_NO_TIMER, _KEEP_ALIVE, _HEADER, _BODY, _SHUTDOWN, _LINGER = 0, 1, 2, 3, 4, 5
+#: How long a closed connection keeps draining the peer's input (see _close_lingering).
+LINGER_SECONDS = 2.0
 
 
 class Core(Protocol):
@@ -86,6 +88,7 @@ class ConnectionProtocol(asyncio.Protocol):
         "_drain_waiters",
         "_flush_pending",
         "_in_receive",
+        "_lingering",
         "_peer_trusted",
         "_repoll",
         "_timer",
@@ -117,6 +120,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._dispatching = False
         self._repoll = False
         self._in_receive = False
+        self._lingering = False
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,6 +155,8 @@ class ConnectionProtocol(asyncio.Protocol):
             self.flush()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # input after our close is read only so that it cannot reset the answer
         # Responses completed while handling these bytes (eager apps, pipelined requests) are
         # written together with one write at the end, not through the loop's flush callback.
         self._in_receive = True
@@ -159,6 +165,7 @@ class ConnectionProtocol(asyncio.Protocol):
             self._process_events()
         finally:
             self._in_receive = False
+        self._lingering = False
         core = self.core  # an upgrade (h2c) or the preface sniffer may have switched it
         if (
             not self.streams
@@ -177,6 +184,8 @@ class ConnectionProtocol(asyncio.Protocol):
             self.flush()
 
     def eof_received(self) -> bool:
+        if self._lingering:
+            return False  # the peer closed too: done lingering
         self.core.receive_eof()
         self._process_events()
         self.flush()
@@ -349,7 +358,29 @@ class ConnectionProtocol(asyncio.Protocol):
             transport.write(data)
         if self.core.should_close:
             self.closed = True
+            self._close_lingering(transport)
+
+    def _close_lingering(self, transport: asyncio.Transport) -> None:
+        """Close after our last bytes without losing them to a reset.
+
+        Closing a socket with unread input makes the kernel answer with RST, which can destroy
+        the answer we just wrote (a 413 to a client still uploading, a GOAWAY to a flooding
+        HTTP/2 peer). So, as nginx's lingering close does: send FIN, read and discard for a
+        moment, and close when the peer closes too or the linger time is up.
+        """
+        if not transport.can_write_eof():  # TLS: close_notify plays this part
             transport.close()
+            return
+        try:
+            transport.write_eof()
+        except OSError:
+            transport.close()
+            return
+        self._lingering = True
+        if self.reading_paused:  # read on to drain (self.closed already stops _resume_reading)
+            self.reading_paused = False
+            transport.resume_reading()
+        self._set_timer(_LINGER, LINGER_SECONDS)
 
     async def wait_writable(self) -> None:
         """Return once the transport takes more data (send() backpressure)."""
@@ -417,6 +448,8 @@ class ConnectionProtocol(asyncio.Protocol):
             for runner in list(self.streams.values()):
                 runner.disconnected()
             self.force_close()
+        elif timer == _LINGER:
+            self.force_close()
         elif timer in (_KEEP_ALIVE, _HEADER, _SHUTDOWN):
             if timer == _HEADER and not self.streams:
                 logger.debug("Request head from %s timed out", self.conn_info.client)
@@ -458,7 +491,7 @@ class ConnectionProtocol(asyncio.Protocol):
         if data:
             self.transport.write(data)
         self.closed = True
-        self.transport.close()
+        self._close_lingering(self.transport)
 
     def force_close(self) -> None:
         """Drop the connection, discarding unsent data (a peer that stopped reading)."""
