@@ -25,64 +25,19 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from pronghorn.config import Config
-from pronghorn.server.server import Server
+from tests.integration.h2_servers import Running, run
+from tests.integration.h2_servers import serve as serve_http
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
 
-class Running:
-    def __init__(self, server: Server, loop: asyncio.AbstractEventLoop, port: int) -> None:
-        self.server = server
-        self.loop = loop
-        self.port = port
-        self.url = f"ws://127.0.0.1:{port}"
-
-    def connections(self) -> list[Any]:
-        assert self.server.state is not None
-        return list(self.server.state.connections)
-
-    def shutdown(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.request_shutdown)
-
-
 @contextmanager
 def serve(app: App, **settings: Any) -> Iterator[Running]:
-    settings = {"host": "127.0.0.1", "port": 0, "lifespan": "off", "access_log": False, **settings}
-    server = Server(Config(**settings), app)
-    loop = asyncio.new_event_loop()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            loop.run_until_complete(server.serve())
-        except BaseException as exc:  # surfaced in the test thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started or errors:
-            break
-        time.sleep(0.01)
-    assert server.started, errors
-    running = Running(server, loop, server.sockets[0].getsockname()[1])
-    try:
+    """The shared test server (h2_servers.serve), with a ws:// or wss:// base URL."""
+    with serve_http(app, **settings) as running:
+        running.url = running.url.replace("http", "ws", 1)
         yield running
-    finally:
-        running.shutdown()
-        thread.join(10)
-        assert not thread.is_alive()
-        loop.close()
-        assert not errors, errors
-
-
-def run(coro: Awaitable[Any], timeout: float = 10) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
 
 
 # --------------------------------------------------------------------------- apps
