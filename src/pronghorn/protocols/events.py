@@ -95,18 +95,6 @@ class ProtocolViolation:
     reason: str
 
 
-@dataclass(slots=True)
-class ConnectionUpgraded:
-    """HTTP/1.1 only: a request was answered with 101 and the rest of the bytes belong to the
-    protocol named by ``protocol`` (``h2c``). ``trailing`` is what the peer sent after the
-    request head."""
-
-    stream_id: int
-    protocol: bytes
-    request: RequestReceived
-    trailing: bytes = b""
-
-
 InboundEvent = (
     RequestReceived
     | BodyReceived
@@ -117,7 +105,6 @@ InboundEvent = (
     | WebSocketMessageReceived
     | WebSocketCloseReceived
     | ProtocolViolation
-    | ConnectionUpgraded
 )
 
 

@@ -225,28 +225,9 @@ class HTTP1Connection:
         return not self._stopped and self._backlog_size <= self._limits.max_backlog
 
     @property
-    def awaiting_head(self) -> bool:
-        """True between requests or while a head is partly received (header timeout applies)."""
-        return not self._stopped and (self._in_head or self._request_complete_for_parse())
-
-    @property
     def receiving_head(self) -> bool:
         """Part of a request head has arrived (the shell runs the header timeout)."""
         return self._in_head
-
-    @property
-    def idle(self) -> bool:
-        """No request in progress at all: the keep-alive timeout applies."""
-        return (
-            not self._stopped
-            and not self._in_head
-            and self._parse_index < self._serve_index
-            and self._send_state is _Send.IDLE
-            and not self._ready
-        )
-
-    def _request_complete_for_parse(self) -> bool:
-        return self._parse_index < self._serve_index
 
     def receive_data(self, data: bytes) -> None:
         if self._stopped or not data:
@@ -770,10 +751,6 @@ class HTTP1Connection:
         elif self._stopped and not any(type(e) is RequestReceived for e in self._ready):
             # EOF or an upgrade stopped the parser: nothing more will arrive to be served.
             self.should_close = True
-
-    @property
-    def response_started(self) -> bool:
-        return self._send_state in (_Send.BODY, _Send.CLOSED)
 
     def data_to_send(self) -> bytes:
         out = self._out

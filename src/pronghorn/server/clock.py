@@ -8,7 +8,7 @@ timeouts measured in seconds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from email.utils import formatdate
 from typing import Protocol
 
@@ -26,7 +26,7 @@ def http_date() -> bytes:
 
 
 class Clock:
-    __slots__ = ("_connections", "_defaults", "_handle", "_interval", "_loop", "_on_tick")
+    __slots__ = ("_connections", "_defaults", "_handle", "_interval", "_loop")
 
     def __init__(
         self,
@@ -36,14 +36,12 @@ class Clock:
         *,
         interval: float = 1.0,
         date_header: bool = True,
-        on_tick: Callable[[float], None] | None = None,
     ) -> None:
         self._loop = loop
         self._defaults = defaults
         self._connections = connections
         self._interval = interval
         self._handle: asyncio.TimerHandle | None = None
-        self._on_tick = on_tick
         if date_header:
             defaults.set_date(http_date())
         else:
@@ -64,6 +62,4 @@ class Clock:
         overdue = [c for c in self._connections if 0.0 < c.deadline <= now]
         for connection in overdue:
             connection.on_deadline(now)
-        if self._on_tick is not None:
-            self._on_tick(now)
         self._handle = self._loop.call_later(self._interval, self._tick)

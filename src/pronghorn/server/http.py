@@ -18,7 +18,7 @@ from pronghorn.protocols.events import Body, InformationalResponse, RequestRecei
 from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
 from pronghorn.server.http2 import acknowledge, wait_window
-from pronghorn.server.tasks import EAGER
+from pronghorn.server.tasks import start_task
 
 if TYPE_CHECKING:
     from pronghorn.server.protocol import ConnectionProtocol
@@ -82,12 +82,9 @@ class HTTPExchange:
     def start(self) -> None:
         server = self.protocol.server
         server.exchanges.add(self)
-        if EAGER:
-            # The app's first step runs now, inside data_received: a handler that never
-            # suspends is answered before this returns (see server/tasks.py).
-            self.task = asyncio.Task(self.run(), loop=server.loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-        else:
-            self.task = server.loop.create_task(self.run())
+        # Eager on 3.12+: the app's first step runs now, inside data_received, so a handler
+        # that never suspends is answered before this returns (see server/tasks.py).
+        self.task = start_task(server.loop, self.run())
 
     def reject(self, status: int) -> None:
         """Answer without running the app (--limit-concurrency)."""

@@ -15,7 +15,6 @@ from pronghorn.asgi.proxy_headers import apply_proxy_headers, peer_is_trusted
 from pronghorn.asgi.scope import ConnectionInfo
 from pronghorn.protocols.events import (
     BodyReceived,
-    ConnectionUpgraded,
     InboundEvent,
     InputEnded,
     OutboundEvent,
@@ -23,8 +22,6 @@ from pronghorn.protocols.events import (
     RequestEnded,
     RequestReceived,
     StreamReset,
-    WebSocketCloseReceived,
-    WebSocketMessageReceived,
     WindowOpened,
 )
 from pronghorn.protocols.http1 import HTTP1Connection
@@ -256,13 +253,6 @@ class ConnectionProtocol(asyncio.Protocol):
                 runner.input_ended()
         elif kind is WindowOpened:
             self._wake_writers()
-        elif kind is ConnectionUpgraded:
-            assert isinstance(event, ConnectionUpgraded)
-            self.upgrade(event)
-        elif kind is WebSocketMessageReceived or kind is WebSocketCloseReceived:
-            runner = self.streams.get(event.stream_id)
-            if runner is not None:
-                runner.websocket_event(event)
         else:  # pragma: no cover - every event type is listed above
             raise AssertionError(f"unhandled event {event!r}")
 
@@ -303,14 +293,6 @@ class ConnectionProtocol(asyncio.Protocol):
         if request.upgrade == b"h2c":
             return start_h2c(self, request)
         return False
-
-    def upgrade(self, event: ConnectionUpgraded) -> None:
-        """A core announced a protocol switch (h2c); the HTTP/2 integration handles it."""
-        handler = getattr(self, "_upgrade_" + event.protocol.decode("ascii", "replace"), None)
-        if handler is None:
-            self.abort()
-            return
-        handler(event)
 
     # ------------------------------------------------------------------ for stream runners
     def response_complete(self, runner: Any) -> None:

@@ -56,12 +56,6 @@ class FlushScheduler:
         self.pending: list[ConnectionProtocol] = []
         self.scheduled = False
 
-    def schedule(self, connection: ConnectionProtocol) -> None:
-        self.pending.append(connection)
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self.run)
-
     def run(self) -> None:
         self.scheduled = False
         pending = self.pending

@@ -226,9 +226,6 @@ class WebSocketExchange:
         self._wake()
         self._finish()
 
-    def websocket_event(self, event: object) -> None:  # pragma: no cover - cores emit bytes
-        raise LocalProtocolError(f"WebSocket events arrive as tunnel bytes, not {event!r}")
-
     def _process_codec(self, codec: WebSocketCodec) -> None:
         cycle = self.cycle
         for event in codec.next_events():
