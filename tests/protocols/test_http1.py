@@ -20,7 +20,12 @@ from pronghorn.protocols.events import (
     StreamReset,
     Trailers,
 )
-from pronghorn.protocols.http1 import DefaultHeaders, HTTP1Connection, HTTP1Limits
+from pronghorn.protocols.http1 import (
+    HEAD_CACHE_SIZE,
+    DefaultHeaders,
+    HTTP1Connection,
+    HTTP1Limits,
+)
 
 
 def conn(**limits: int | None) -> HTTP1Connection:
@@ -425,6 +430,46 @@ class TestResponses:
         c.send(Response(1, 200, [(b"x", b"a\r\nset-cookie: evil")]))
         with pytest.raises(ValueError, match="Invalid response header"):
             c.send(Body(1, b"", True))
+
+    def test_a_repeated_header_list_is_encoded_once_and_framed_per_request(self) -> None:
+        defaults = DefaultHeaders([(b"server", b"test")])
+        headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+        for raw, expected_tail in (
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"content-length: 2\r\nconnection: close"),
+            (b"GET / HTTP/1.0\r\n\r\n", b"content-length: 2\r\nconnection: close"),
+        ):
+            c = HTTP1Connection(HTTP1Limits(), defaults)
+            served(c, raw)
+            out = respond(c, b"ok", list(headers))
+            assert out.count(b"connection:") == 1
+            assert b"content-type: text/plain\r\n" + expected_tail in out
+            assert c.should_close
+        assert list(defaults.heads) == [tuple(headers)]
+        # Keep-alive is the request's, not the cached list's.
+        c = HTTP1Connection(HTTP1Limits(), defaults)
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond(c, b"ok", [(b"content-type", b"text/plain")])
+        assert not c.should_close
+
+    def test_an_invalid_header_list_is_refused_every_time(self) -> None:
+        defaults = DefaultHeaders([])
+        for _ in range(2):
+            c = HTTP1Connection(HTTP1Limits(), defaults)
+            served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.send(Response(1, 200, [(b"x", b"a\nb")]))
+            with pytest.raises(ValueError, match="Invalid response header"):
+                c.send(Body(1, b"", True))
+        assert defaults.heads == {}
+
+    def test_unhashable_and_varying_header_lists_stay_bounded(self) -> None:
+        defaults = DefaultHeaders([])
+        for i in range(HEAD_CACHE_SIZE + 10):
+            c = HTTP1Connection(HTTP1Limits(), defaults)
+            served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            value = b"%d" % i
+            out = respond(c, b"", [[b"x-n", value]] if i % 2 else [(b"x-n", value)])  # type: ignore[list-item]
+            assert b"x-n: " + value + b"\r\n" in out
+            assert len(defaults.heads) <= HEAD_CACHE_SIZE
 
     def test_app_server_header_overrides_the_default(self) -> None:
         c = conn()

@@ -69,6 +69,54 @@ _REQUEST_FIELDS = frozenset(
 _VALID_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\x00]*\r\n)*")
 
 
+#: Distinct app header lists remembered (see ``DefaultHeaders.head_info``).
+HEAD_CACHE_SIZE = 256
+
+
+class _HeadInfo:
+    """An app's response header list, validated and encoded once: what ``_write_head`` needs
+    of it whatever the request (keep-alive, HEAD, HTTP/1.0 decide the rest per response)."""
+
+    __slots__ = ("block", "chunked", "close", "content_length", "lines", "overridden")
+
+    def __init__(self, headers: Headers, special: dict[bytes, int]) -> None:
+        lines = []
+        overridden: set[bytes] | None = None
+        content_length: int | None = None
+        chunked = close = False
+        for name, value in headers:
+            kind = special.get(name.lower())
+            if kind is not None:
+                if kind == _CONTENT_LENGTH:
+                    try:
+                        content_length = int(value)
+                    except ValueError:
+                        raise ValueError(f"Invalid content-length {value!r}") from None
+                elif kind == _TRANSFER_ENCODING:
+                    if b"chunked" in value.lower():
+                        chunked = True
+                        continue  # the core frames the body and writes its own header
+                elif kind == _CONNECTION:
+                    if b"close" in value.lower():
+                        close = True
+                        continue
+                else:
+                    if overridden is None:
+                        overridden = set()
+                    overridden.add(name.lower())
+            lines.append(b"%s: %s\r\n" % (name, value))
+        block = b"".join(lines)
+        # One C-speed pass validates every name and value: no CR/LF/NUL can split the head.
+        if block.count(b"\n") != len(lines) or _VALID_BLOCK.fullmatch(block) is None:
+            raise ValueError(f"Invalid response header in {headers!r}")
+        self.block = block
+        self.lines = lines
+        self.content_length = content_length
+        self.chunked = chunked
+        self.close = close
+        self.overridden = None if overridden is None else frozenset(overridden)
+
+
 class DefaultHeaders:
     """Headers every response carries unless the app sets its own (Server, Date, ``--header``).
 
@@ -76,7 +124,7 @@ class DefaultHeaders:
     connection at once; the cores only read ``h1_block`` and ``pairs``.
     """
 
-    __slots__ = ("_static", "date", "h1_block", "names", "pairs", "special")
+    __slots__ = ("_static", "date", "h1_block", "heads", "names", "pairs", "special")
 
     def __init__(self, static: Headers) -> None:
         self._static = list(static)
@@ -85,14 +133,34 @@ class DefaultHeaders:
         self.date: bytes | None = None
         self.pairs: Headers = []
         self.h1_block = b""
+        #: App header lists already validated and encoded, shared by every connection: most
+        #: apps send the same few lists again and again (see ``_HeadInfo``).
+        self.heads: dict[tuple[tuple[bytes, bytes], ...], _HeadInfo] = {}
         self._rebuild()
 
     def set_date(self, value: bytes | None) -> None:
         if value is None:
             self.names = self.names - {b"date"}
             self.special = {**dict.fromkeys(self.names, _DEFAULT), **_FRAMING}
+            self.heads = {}  # what counts as overriding a default changed
         self.date = value
         self._rebuild()
+
+    def head_info(self, headers: Headers) -> _HeadInfo:
+        """The encoded, validated form of an app's response header list (ValueError if any
+        name or value is invalid); cached while the cache is small."""
+        try:
+            key = tuple(headers)
+            info = self.heads.get(key)
+        except TypeError:  # not hashable (lists, bytearrays): encode it every time
+            return _HeadInfo(headers, self.special)
+        if info is None:
+            info = _HeadInfo(headers, self.special)
+            heads = self.heads
+            if len(heads) >= HEAD_CACHE_SIZE:
+                heads.clear()  # apps that vary their headers per request: start over
+            heads[key] = info
+        return info
 
     def _rebuild(self) -> None:
         pairs = list(self._static)
@@ -594,37 +662,16 @@ class HTTP1Connection:
         status, headers, trailers_expected = pending
         self._pending_head = None
         defaults = self._defaults
-        special = defaults.special
-        lines = []
-        overridden: set[bytes] | None = None
-        content_length: int | None = None
-        chunked = False
-        keep_alive = self._keep_alive and not (self._draining or self._violation is not None)
-        for name, value in headers:
-            kind = special.get(name.lower())
-            if kind is not None:
-                if kind == _CONTENT_LENGTH:
-                    try:
-                        content_length = int(value)
-                    except ValueError:
-                        raise ValueError(f"Invalid content-length {value!r}") from None
-                elif kind == _TRANSFER_ENCODING:
-                    if b"chunked" in value.lower():
-                        chunked = True
-                        continue  # the core frames the body and writes its own header
-                elif kind == _CONNECTION:
-                    if b"close" in value.lower():
-                        keep_alive = False
-                        continue
-                else:
-                    if overridden is None:
-                        overridden = set()
-                    overridden.add(name.lower())
-            lines.append(b"%s: %s\r\n" % (name, value))
-        block = b"".join(lines)
-        # One C-speed pass validates every name and value: no CR/LF/NUL can split the head.
-        if block.count(b"\n") != len(lines) or _VALID_BLOCK.fullmatch(block) is None:
-            raise ValueError(f"Invalid response header in {headers!r}")
+        info = defaults.head_info(headers)
+        block = info.block
+        content_length = info.content_length
+        chunked = info.chunked
+        keep_alive = (
+            self._keep_alive
+            and not info.close
+            and not (self._draining or self._violation is not None)
+        )
+        overridden = info.overridden
         if overridden is None:
             defaults_block = defaults.h1_block
         else:
@@ -655,8 +702,8 @@ class HTTP1Connection:
                 # framing (needed for trailers, or asked for by the app) wins.
                 block = b"".join(
                     line
-                    for line in lines
-                    if special.get(line.split(b":", 1)[0].lower()) != _CONTENT_LENGTH
+                    for line in info.lines
+                    if defaults.special.get(line.split(b":", 1)[0].lower()) != _CONTENT_LENGTH
                 )
         if not keep_alive:
             framing += b"connection: close\r\n"

@@ -83,7 +83,6 @@ class ConnectionProtocol(asyncio.Protocol):
     __slots__ = (
         "_dispatching",
         "_drain_waiters",
-        "_flush_pending",
         "_in_receive",
         "_lingering",
         "_peer_trusted",
@@ -93,6 +92,7 @@ class ConnectionProtocol(asyncio.Protocol):
         "conn_info",
         "core",
         "deadline",
+        "flush_pending",
         "reading_paused",
         "server",
         "streams",
@@ -108,7 +108,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self.conn_info = ConnectionInfo(None, None)
         self.deadline = 0.0
         self._timer = _NO_TIMER
-        self._flush_pending = False
+        self.flush_pending = False
         self.reading_paused = False
         self.write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -175,7 +175,7 @@ class ConnectionProtocol(asyncio.Protocol):
             self._set_timer(_HEADER, self.server.config.timeout_request_header)
         if not core.wants_read and not self.reading_paused:
             self._pause_reading()
-        if self._flush_pending or core.should_close or type(core) is HTTP2Connection:
+        if self.flush_pending or core.should_close or type(core) is HTTP2Connection:
             # HTTP/2 answers frames by itself (SETTINGS/PING ACKs, WINDOW_UPDATE) and a peer's
             # WINDOW_UPDATE lets buffered DATA out: it is always written now too.
             self.flush()
@@ -300,7 +300,7 @@ class ConnectionProtocol(asyncio.Protocol):
         streams = self.streams
         streams.pop(runner.stream_id, None)
         if self._in_receive:
-            self._flush_pending = True  # data_received writes it before returning
+            self.flush_pending = True  # data_received writes it before returning
         else:
             # A finished response goes out now: waiting for the loop's flush callback would
             # cost one more loop turn per request where tasks are not eager (Python 3.11).
@@ -324,8 +324,8 @@ class ConnectionProtocol(asyncio.Protocol):
             self._process_events()
 
     def schedule_flush(self) -> None:
-        if not self._flush_pending:
-            self._flush_pending = True
+        if not self.flush_pending:
+            self.flush_pending = True
             if self._in_receive:
                 return  # data_received writes it before returning
             flusher = self.server.flusher
@@ -335,7 +335,7 @@ class ConnectionProtocol(asyncio.Protocol):
                 flusher.loop.call_soon(flusher.run)
 
     def flush(self) -> None:
-        self._flush_pending = False
+        self.flush_pending = False
         transport = self.transport
         if transport is None or self.closed:
             return

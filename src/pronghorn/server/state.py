@@ -61,7 +61,9 @@ class FlushScheduler:
         pending = self.pending
         self.pending = []
         for connection in pending:
-            connection.flush()
+            # A response that completed since was written by response_complete already.
+            if connection.flush_pending:
+                connection.flush()
 
 
 class ServerState:
