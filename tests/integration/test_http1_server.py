@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import threading
 import time
@@ -446,6 +447,33 @@ def test_keep_alive_and_pipelining_in_order(serve: Serve) -> None:
     data = recv_until_closed(sock)
     assert data.index(b"/slow") < data.index(b"/fast") < data.index(b"/last")
     assert data.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_a_pipelined_answer_is_not_held_for_a_slow_successor(serve: Serve) -> None:
+    """Pipelined answers may share a write, but one whose successor's app waits goes out."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await asyncio.sleep(1.5)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    server = serve(app)
+    sock = server.connect()
+    sock.sendall(
+        b"".join(b"GET /fast%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(20))
+        + b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    sock.settimeout(1.0)
+    received = b""
+    while received.count(b"HTTP/1.1 200 OK") < 20:
+        chunk = sock.recv(65536)  # TimeoutError here: fast answers held back for /slow
+        assert chunk
+        received += chunk
+    assert [int(n) for n in re.findall(rb"/fast(\d+)", received)] == list(range(20))
+    assert b"/slow" not in received
+    rest = recv_until_closed(sock, timeout=5)
+    assert rest.endswith(b"/slow")
 
 
 def test_keep_alive_timeout_closes_idle_connections(serve: Serve) -> None:

@@ -293,6 +293,12 @@ class HTTP1Connection:
         return not self._stopped and self._backlog_size <= self._limits.max_backlog
 
     @property
+    def pipelined_ready(self) -> bool:
+        """A complete response was just queued and the next pipelined request waits in
+        ``next_events()``: the shell may hold the write for that request's answer."""
+        return bool(self._ready) and not self.should_close
+
+    @property
     def receiving_head(self) -> bool:
         """Part of a request head has arrived (the shell runs the header timeout)."""
         return self._in_head

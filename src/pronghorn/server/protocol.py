@@ -36,6 +36,8 @@ logger = logging.getLogger("pronghorn.error")
 
 #: Request body bytes buffered for the app before reading from the socket pauses.
 BODY_HIGH_WATER = 65536
+#: Pipelined responses that may wait for the next one before a write (see response_complete).
+MAX_DEFERRED_RESPONSES = 16
 
 _NO_TIMER, _KEEP_ALIVE, _HEADER, _BODY, _SHUTDOWN, _LINGER = 0, 1, 2, 3, 4, 5
 #: How long a closed connection keeps draining the peer's input (see _close_lingering).
@@ -81,6 +83,7 @@ def _address(value: Any) -> tuple[str, int] | None:
 
 class ConnectionProtocol(asyncio.Protocol):
     __slots__ = (
+        "_deferrals",
         "_dispatching",
         "_drain_waiters",
         "_in_receive",
@@ -92,6 +95,7 @@ class ConnectionProtocol(asyncio.Protocol):
         "conn_info",
         "core",
         "deadline",
+        "flush_deferred",
         "flush_pending",
         "reading_paused",
         "server",
@@ -109,6 +113,9 @@ class ConnectionProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self._timer = _NO_TIMER
         self.flush_pending = False
+        #: A pipelined response's write waits for the next one (see response_complete).
+        self.flush_deferred = False
+        self._deferrals = 0
         self.reading_paused = False
         self.write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -301,6 +308,15 @@ class ConnectionProtocol(asyncio.Protocol):
         streams.pop(runner.stream_id, None)
         if self._in_receive:
             self.flush_pending = True  # data_received writes it before returning
+        elif self._deferrals < MAX_DEFERRED_RESPONSES and getattr(
+            self.core, "pipelined_ready", False
+        ):
+            # Where tasks are not eager (Python 3.11) the next pipelined request's app runs on
+            # the next loop turn: its answer joins this one in one write instead of one each.
+            # The flush callback waits one more turn only while responses keep completing.
+            self._deferrals += 1
+            self.flush_deferred = True
+            self.schedule_flush()
         else:
             # A finished response goes out now: waiting for the loop's flush callback would
             # cost one more loop turn per request where tasks are not eager (Python 3.11).
@@ -336,6 +352,8 @@ class ConnectionProtocol(asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_pending = False
+        self.flush_deferred = False
+        self._deferrals = 0
         transport = self.transport
         if transport is None or self.closed:
             return

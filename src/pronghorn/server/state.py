@@ -61,9 +61,16 @@ class FlushScheduler:
         pending = self.pending
         self.pending = []
         for connection in pending:
-            # A response that completed since was written by response_complete already.
-            if connection.flush_pending:
+            if connection.flush_deferred:
+                # A pipelined response whose successor's app runs this turn: wait one more.
+                connection.flush_deferred = False
+                self.pending.append(connection)
+            elif connection.flush_pending:
+                # (Not when a response completed since: response_complete wrote it.)
                 connection.flush()
+        if self.pending and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.run)
 
 
 class ServerState:
