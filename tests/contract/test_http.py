@@ -667,6 +667,37 @@ def test_answering_without_reading_the_body(transport: Transport) -> None:
             assert client.post("/read", content=b"r" * 100_000).text == "100000"
 
 
+def test_an_unread_body_returns_its_window_when_the_app_ends(transport: Transport) -> None:
+    """HTTP/2 only: the window a finished app's unread body held is given back at once (a
+    WINDOW_UPDATE), so a client still uploading on that stream is not left waiting."""
+    if not transport.http2:
+        return
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.3)  # the whole stream window of DATA is in, unread
+        await respond(send, b"refused", status=413)
+
+    with transport.serve(app) as server, H2Client(server.port, transport.tls) as client:
+        client.read_until(
+            lambda events: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events)
+        )
+        conn = client.conn
+        window = min(conn.remote_settings.initial_window_size, conn.outbound_flow_control_window)
+        stream_id = client.request("/refuse", "POST", end=False)
+        for start in range(0, window, conn.max_outbound_frame_size):
+            conn.send_data(stream_id, b"u" * min(conn.max_outbound_frame_size, window - start))
+        client.flush()
+
+        def returned(events: list[Any]) -> bool:
+            return any(
+                isinstance(e, h2.events.WindowUpdated) and e.stream_id == stream_id for e in events
+            ) and client.ended(stream_id)(events)
+
+        events = client.read_until(returned, timeout=3)
+        assert client.body(stream_id) == b"refused"
+        assert returned(events), events
+
+
 def test_stream_reset_by_the_client_ends_only_that_request(transport: Transport) -> None:
     """HTTP/2 only (HTTP/1.1 has no per-request cancel; see the connection-close tests): a
     client's RST_STREAM makes send() raise and receive() report http.disconnect, and the

@@ -134,6 +134,9 @@ class HTTPExchange:
                 # After the cycle's own ending (the 500 or the reset): the core resets a stream
                 # whose response is unfinished when told the app is done, which would drop it.
                 self.h2.app_finished(self.stream_id)  # frees the stream's slot (rapid reset)
+                # Freeing it returns the window of body the app left unread: that
+                # WINDOW_UPDATE must go out, or a client still uploading waits for it forever.
+                protocol.schedule_flush()
 
     # ------------------------------------------------------------------ inbound (core events)
     def body_received(self, data: bytes) -> None:
