@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pronghorn.errors import LocalProtocolError
 from pronghorn.protocols.events import (
@@ -404,3 +407,86 @@ class TestPerMessageDeflate:
             codec.send(WebSocketMessage(1, "same same same"))
             ((_, _, payload),) = parse_server_frames(codec.data_to_send())
             assert inflate_server(payload) == b"same same same"  # a fresh inflater works
+
+
+# --------------------------------------------------------------------------- the direct path
+def summary(events: list[object]) -> list[tuple[str, object]]:
+    """Events as comparable tuples (message data, close code, violation status)."""
+    out: list[tuple[str, object]] = []
+    for event in events:
+        if isinstance(event, WebSocketMessageReceived):
+            out.append(("message", event.data))
+        elif isinstance(event, WebSocketCloseReceived):
+            out.append(("close", event.code))
+        elif isinstance(event, ProtocolViolation):
+            out.append(("violation", event.status))
+    return out
+
+
+def run_codec(chunks: list[bytes], *, direct: bool) -> tuple[list[tuple[str, object]], bytes]:
+    codec = WebSocketCodec(1, max_size=70000)
+    if not direct:
+        codec._direct = False  # the frame layer alone: the reference behaviour
+    events: list[object] = []
+    for chunk in chunks:
+        events += feed(codec, chunk)
+    return summary(events), codec.data_to_send()
+
+
+_FRAMES = st.one_of(
+    st.binary(max_size=300).map(lambda p: frame(BINARY, p)),
+    st.text(max_size=100).map(lambda t: frame(TEXT, t.encode())),
+    st.sampled_from([b"x" * 125, b"y" * 126, b"z" * 65535, b"w" * 65536]).map(
+        lambda p: frame(BINARY, p)
+    ),
+    st.binary(max_size=20).map(lambda p: frame(PING, p)),
+    st.binary(max_size=20).map(lambda p: frame(PONG, p)),
+    st.just(frame(TEXT, b"ab", fin=False) + frame(CONT, b"cd")),
+    st.just(frame(TEXT, b"\xff")),  # invalid UTF-8: 1007
+    st.just(frame(BINARY, b"r", rsv=RSV1)),  # reserved bit: 1002
+    st.just(frame(BINARY, b"u", masked=False)),  # unmasked: 1002
+    st.just(frame(BINARY, length=70001)),  # over the limit (the head alone): 1009
+    st.just(frame(BINARY, b"o" * 70001)),  # over the limit, all of it here: 1009
+    st.just(frame(CLOSE, close_payload(1000))),
+)
+
+
+class TestDirectPath:
+    """Whole data frames skip the frame layer; nothing else may change."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(frames=st.lists(_FRAMES, max_size=8), cuts=st.lists(st.integers(0, 200_000)))
+    def test_same_events_and_bytes_as_the_frame_layer_alone(
+        self, frames: list[bytes], cuts: list[int]
+    ) -> None:
+        stream = b"".join(frames)
+        points = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+        chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
+        assert run_codec(chunks, direct=True) == run_codec(chunks, direct=False)
+
+    def test_messages_before_and_after_a_control_frame_keep_their_order(
+        self, codec: WebSocketCodec
+    ) -> None:
+        data = frame(TEXT, b"one") + frame(PING, b"p") + frame(BINARY, b"two")
+        assert summary(feed(codec, data + frame(TEXT, b"thr")[:3])) == [
+            ("message", "one"),
+            ("message", b"two"),
+        ]
+        assert parse_server_frames(codec.data_to_send()) == [(0x8A, PONG, b"p")]
+
+    def test_a_frame_split_across_reads_completes_in_order(self, codec: WebSocketCodec) -> None:
+        whole = frame(TEXT, b"first") + frame(TEXT, b"second")
+        cut = len(whole) - 3
+        assert summary(feed(codec, whole[:cut])) == [("message", "first")]
+        assert summary(feed(codec, whole[cut:])) == [("message", "second")]
+        assert summary(feed(codec, frame(TEXT, b"third"))) == [("message", "third")]
+
+    def test_a_reply_follows_a_pong_already_queued(self, codec: WebSocketCodec) -> None:
+        codec.receive_data(frame(PING, b"p"))
+        codec.send(WebSocketMessage(1, "reply"))
+        codec.next_events()
+        frames = parse_server_frames(codec.data_to_send())
+        assert [(opcode, payload) for _, opcode, payload in frames] == [
+            (PONG, b"p"),
+            (TEXT, b"reply"),
+        ]
