@@ -251,7 +251,9 @@ class HTTP1Connection:
         self._defaults = defaults or DefaultHeaders([])
         self._parser = httptools.HttpRequestParser(self)
         self._ready: list[InboundEvent] = []
-        self._backlog: deque[tuple[int, InboundEvent]] = deque()
+        #: Events of pipelined requests not being answered yet; made on first use (a deque
+        #: is 600-odd bytes, and most connections never pipeline).
+        self._backlog: deque[tuple[int, InboundEvent]] | None = None
         self._backlog_size = 0
         self._out: list[bytes] = []
         self._parse_index = 0
@@ -265,7 +267,7 @@ class HTTP1Connection:
         self._header_size = 0
         self._url = b""
         self._headers: Headers = []
-        self._trailers: Headers = []
+        self._trailers: Headers | None = None  # made when a chunked body has trailers
         self._body_received = 0
         self._request: RequestReceived | None = None
         # response side (for the request being served)
@@ -383,7 +385,7 @@ class HTTP1Connection:
         self._in_trailers = False
         self._url = url
         self._headers = []
-        self._trailers = []
+        self._trailers = None
         self._header_count = 0
         self._header_size = 0
         self._body_received = 0
@@ -400,7 +402,10 @@ class HTTP1Connection:
         if self._in_trailers:
             if self._header_count > self._limits.max_headers:
                 raise _Violation(431, "Too many trailer fields")
-            self._trailers.append((name.lower(), value))
+            trailers = self._trailers
+            if trailers is None:
+                trailers = self._trailers = []
+            trailers.append((name.lower(), value))
             return
         if self._header_count > self._limits.max_headers:
             raise _Violation(431, "Too many header fields")
@@ -520,7 +525,10 @@ class HTTP1Connection:
         if index == self._serve_index:
             self._ready.append(event)
         elif index > self._serve_index:
-            self._backlog.append((index, event))
+            backlog = self._backlog
+            if backlog is None:
+                backlog = self._backlog = deque()
+            backlog.append((index, event))
             if isinstance(event, BodyReceived):
                 self._backlog_size += len(event.data)
             else:
@@ -552,7 +560,7 @@ class HTTP1Connection:
         for event in reversed(self._ready):
             if isinstance(event, RequestReceived):
                 return event
-        for _, event in reversed(self._backlog):
+        for _, event in reversed(self._backlog or ()):
             if isinstance(event, RequestReceived):
                 return event
         return None

@@ -255,8 +255,7 @@ async def wait_window(protocol: ConnectionProtocol, core: HTTP2Connection, strea
     while core.is_blocked(stream_id) and not protocol.closed:
         # WindowOpened (and a reset of the stream) wake every writer of the connection; each
         # checks its own stream.
-        waiter: asyncio.Future[None] = loop.create_future()
-        protocol._drain_waiters.append(waiter)
+        waiter = protocol.writable_waiter()
         remaining = None if deadline is None else deadline - loop.time()
         try:
             await asyncio.wait_for(waiter, remaining)

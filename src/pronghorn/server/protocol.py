@@ -36,6 +36,13 @@ logger = logging.getLogger("pronghorn.error")
 
 #: Request body bytes buffered for the app before reading from the socket pauses.
 BODY_HIGH_WATER = 65536
+#: The extensions every HTTP scope announces; shared by every connection (the scope copies
+#: the outer dict, and a connection that adds one, HTTP/2 push, copies it first).
+HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+}
 #: Pipelined responses that may wait for the next one before a write (see response_complete).
 MAX_DEFERRED_RESPONSES = 16
 
@@ -118,7 +125,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._deferrals = 0
         self.reading_paused = False
         self.write_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None  # made when one waits
         self.closed = False
         self._peer_trusted = False
         self._dispatching = False
@@ -140,11 +147,7 @@ class ConnectionProtocol(asyncio.Protocol):
             server=_address(transport.get_extra_info("sockname")),
             scheme="https" if ssl_object is not None else "http",
             root_path=config.root_path,
-            http_extensions={
-                "http.response.trailers": {},
-                "http.response.early_hint": {},
-                "http.response.pathsend": {},
-            },
+            http_extensions=HTTP_EXTENSIONS,
         )
         trusted = server.trusted
         if trusted is not None:
@@ -389,14 +392,22 @@ class ConnectionProtocol(asyncio.Protocol):
     async def wait_writable(self) -> None:
         """Return once the transport takes more data (send() backpressure)."""
         while self.write_paused and not self.closed:
-            waiter = self.server.loop.create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
+            await self.writable_waiter()
+
+    def writable_waiter(self) -> asyncio.Future[None]:
+        """A future set once the transport takes more data or a core's window opens."""
+        waiter: asyncio.Future[None] = self.server.loop.create_future()
+        waiters = self._drain_waiters
+        if waiters is None:
+            self._drain_waiters = [waiter]
+        else:
+            waiters.append(waiter)
+        return waiter
 
     def _wake_writers(self) -> None:
         waiters = self._drain_waiters
         if waiters:
-            self._drain_waiters = []
+            self._drain_waiters = None
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
