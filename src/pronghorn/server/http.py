@@ -219,7 +219,9 @@ class HTTPExchange:
                 await asyncio.sleep(0)
                 if cycle.disconnected_flag or protocol.closed:
                     raise ClientDisconnected("the client disconnected")
-        else:
+        elif self.h2 is not None or message["type"] != "http.response.start":
+            # (The HTTP/1.1 core holds a response head until the first body message, so
+            # there is nothing to write after http.response.start.)
             protocol.schedule_flush()
         if protocol.write_paused:
             await protocol.wait_writable()

@@ -339,7 +339,7 @@ class ConnectionProtocol(asyncio.Protocol):
         # response completed inside the dispatch loop (an eager app), let that loop do it.
         if self._dispatching:
             self._repoll = True
-        else:
+        elif getattr(core, "pipelined_ready", True):  # HTTP/1.1 knows; ask any other core
             self._process_events()
 
     def schedule_flush(self) -> None:
