@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import socket
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, recv_response, recv_until_closed
+from tests.conftest import RunningServer, recv_response, recv_until_closed, run_server
 
 Serve = Callable[..., RunningServer]
 
@@ -547,6 +548,17 @@ def test_limit_concurrency_answers_503(serve: Serve) -> None:
     assert recv_until_closed(second).startswith(b"HTTP/1.1 503 ")
     release.set()
     assert recv_response(first).startswith(b"HTTP/1.1 200 ")
+
+
+def test_objects_alive_at_startup_are_frozen_while_serving() -> None:
+    """Full collections skip what lives as long as the server (its app, the imports), and
+    the collector gets it all back when the server stops."""
+    with run_server(hello) as server:
+        assert gc.get_freeze_count() > 1000
+        sock = server.connect()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert recv_response(sock).startswith(b"HTTP/1.1 200 OK")
+    assert gc.get_freeze_count() == 0
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(serve: Serve) -> None:
