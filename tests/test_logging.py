@@ -356,3 +356,60 @@ def test_default_access_line_matches_the_generic_formatter() -> None:
         r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d c - "GET /x HTTP/1\.1" 200 5 2\.00ms\n',
         direct_stream.getvalue(),
     )
+
+
+def buffered_capture() -> tuple[AccessLogger, BufferedStreamHandler, io.StringIO]:
+    """The default access setup: one BufferedStreamHandler with the default text format."""
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream)
+    handler.setFormatter(AccessFormatter())
+    logger = logging.getLogger("pronghorn.test.direct")
+    logger.handlers[:] = [handler]
+    logger.filters.clear()
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return AccessLogger(logger), handler, stream
+
+
+def test_the_direct_line_is_the_record_line() -> None:
+    """The default setup writes without a LogRecord; the line is the one a record makes."""
+    direct, handler, direct_stream = buffered_capture()
+    direct.log("c\x1b", b"GET", b"/x\r\n", "1.1", 200, 5, 0.002)
+    recorded, recorded_stream = capture(AccessFormatter())
+    recorded.log("c\x1b", b"GET", b"/x\r\n", "1.1", 200, 5, 0.002)
+    assert direct_stream.getvalue().split(" ", 2)[2] == recorded_stream.getvalue().split(" ", 2)[2]
+    assert direct_stream.getvalue().endswith('c\\x1b - "GET /x\\x0d\\x0a HTTP/1.1" 200 5 2.00ms\n')
+    handler.close()
+
+
+def test_a_filter_still_sees_every_access_record() -> None:
+    access, handler, stream = buffered_capture()
+    seen: list[str] = []
+
+    def keep_errors(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return record.args is not None and record.args[4] >= 400  # type: ignore[index]
+
+    handler.addFilter(keep_errors)
+    access.log("c", "GET", "/ok", "1.1", 200, 0, 0.0)
+    access.log("c", "GET", "/missing", "1.1", 404, 0, 0.0)
+    assert len(seen) == 2
+    assert "/ok" not in stream.getvalue()
+    assert "/missing" in stream.getvalue()
+    handler.close()
+
+
+def test_a_failing_stream_is_reported_as_logging_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    access, handler, _ = buffered_capture()
+    errors: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", errors.append)
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("disk full")
+
+    handler.setStream(Broken())
+    access.log("c", "GET", "/", "1.1", 200, 0, 0.0)  # never raises into the server
+    assert len(errors) == 1
+    assert errors[0].getMessage().startswith("c - ")
+    handler.close()

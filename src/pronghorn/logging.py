@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from pronghorn.errors import ConfigError
 
@@ -126,9 +126,41 @@ class AccessLogger:
             bytes_sent,
             duration_s * 1000.0,
         )
+        handler = self._direct_handler(logger)
+        if handler is not None:
+            formatter = cast(AccessFormatter, handler.formatter)
+            try:
+                handler.write_line(formatter.access_line(time.time(), args))
+                return
+            except Exception:  # noqa: S110 - the record path below reports it as logging does
+                pass
         # handle() directly skips Logger._log's findCaller() stack walk, which would cost more
         # than everything else here; the caller's location is meaningless for this line.
         logger.handle(self._record(args))
+
+    @staticmethod
+    def _direct_handler(logger: logging.Logger) -> BufferedStreamHandler | None:
+        """The handler of the default setup, when the line can skip the LogRecord.
+
+        Only when nothing could observe the record: one BufferedStreamHandler with the default
+        text format, no filters, no propagation, the stock record factory. Checked on every
+        call (a few attribute reads), so reconfiguring logging at run time takes effect at once.
+        A LogRecord and the handler chain cost more than half of a logged line.
+        """
+        handlers = logger.handlers
+        if len(handlers) != 1 or logger.filters or logger.propagate:
+            return None
+        handler = handlers[0]
+        if (
+            type(handler) is not BufferedStreamHandler
+            or handler.filters
+            or handler.level > logging.INFO
+            or type(handler.formatter) is not AccessFormatter
+            or not handler.formatter._direct
+            or logging.getLogRecordFactory() is not logging.LogRecord
+        ):
+            return None
+        return handler
 
     def _record(self, args: tuple[Any, ...]) -> logging.LogRecord:
         """A LogRecord for ``args``, copied from a template made by the real makeRecord.
@@ -189,6 +221,19 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        self._mark_dirty()
+
+    def write_line(self, line: str) -> None:
+        """Write one formatted line as emit() would, without a record (AccessLogger's direct
+        path). Raises what the stream raises: the caller then logs through a record."""
+        self.acquire()
+        try:
+            self.stream.write(line + self.terminator)
+        finally:
+            self.release()
+        self._mark_dirty()
+
+    def _mark_dirty(self) -> None:
         if not self._dirty:
             self._dirty = True
             if self._flusher_pid != os.getpid():  # first line, or first after a fork
@@ -248,7 +293,10 @@ class _CachedTimeMixin:
     _cached_text = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self.time_text(record.created)
+
+    def time_text(self, created: float) -> str:
+        second = int(created)
         if second != self._cached_second:
             self._cached_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
             self._cached_second = second
@@ -308,8 +356,12 @@ class AccessFormatter(_CachedTimeMixin, logging.Formatter):
         if self._direct:
             fields = _access_fields(record)
             if fields is not None and record.exc_info is None:
-                return f"{self.formatTime(record)} {ACCESS_TEXT % fields}"
+                return self.access_line(record.created, fields)
         return super().format(record)
+
+    def access_line(self, created: float, fields: tuple[Any, ...]) -> str:
+        """The default-format line for AccessLogger.log's values (``_direct`` formatters)."""
+        return f"{self.time_text(created)} {ACCESS_TEXT % fields}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         fields = _access_fields(record) if self.use_colors else None

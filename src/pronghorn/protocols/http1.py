@@ -493,9 +493,6 @@ class HTTP1Connection:
             raise _Violation(413, "Request body too large")
         self._emit(BodyReceived(STREAM_ID, body))
 
-    def on_chunk_complete(self) -> None:
-        pass
-
     def on_chunk_header(self) -> None:
         # Any header after the last chunk is a trailer field.
         self._in_trailers = True
