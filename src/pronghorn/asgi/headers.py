@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pronghorn.errors import AppProtocolError
-from pronghorn.protocols.events import Headers
-
-
-def _has_bad_byte(value: bytes) -> bool:
-    return b"\r" in value or b"\n" in value or b"\x00" in value
+from pronghorn.protocols.events import Headers, has_bad_byte
 
 
 def app_headers(value: object, what: str) -> Headers:
@@ -30,7 +26,7 @@ def app_headers(value: object, what: str) -> Headers:
             raise AppProtocolError(f"{what}: {pair!r} is not a [name, value] pair") from None
         if not isinstance(name, bytes) or not isinstance(val, bytes):
             raise AppProtocolError(f"{what}: header names and values must be bytes: {pair!r}")
-        if not name or _has_bad_byte(name) or b":" in name or b" " in name or _has_bad_byte(val):
+        if not name or has_bad_byte(name) or b":" in name or b" " in name or has_bad_byte(val):
             raise AppProtocolError(f"{what}: invalid header field {pair!r}")
         headers.append((name, val))
     return headers

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 Headers = list[tuple[bytes, bytes]]
 
 
+def has_bad_byte(value: bytes) -> bool:
+    """CR, LF or NUL: a header name or value with one could split or end a message."""
+    return b"\r" in value or b"\n" in value or b"\x00" in value
+
+
 # --------------------------------------------------------------------------- inbound
 @dataclass(slots=True)
 class RequestReceived:

@@ -39,6 +39,7 @@ from pronghorn.protocols.events import (
     Response,
     StreamReset,
     Trailers,
+    has_bad_byte,
 )
 
 STREAM_ID = 1
@@ -67,6 +68,11 @@ _REQUEST_FIELDS = frozenset(
 )
 #: A response header block as RFC 9110 allows it: token names, values without CR, LF or NUL.
 _VALID_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\x00]*\r\n)*")
+
+
+def _backlog_cost(event: InboundEvent) -> int:
+    """What a pipelined event counts against ``max_backlog``: its body bytes, or a flat 256."""
+    return len(event.data) if type(event) is BodyReceived else 256
 
 
 #: Distinct app header lists remembered (see ``DefaultHeaders.head_info``).
@@ -198,10 +204,6 @@ class _Violation(Exception):
 
 def _is_token_list_chunked_only(value: bytes) -> bool:
     return value.strip().lower() == b"chunked"
-
-
-def _has_bad_byte(value: bytes) -> bool:
-    return b"\r" in value or b"\n" in value or b"\x00" in value
 
 
 class HTTP1Connection:
@@ -526,10 +528,7 @@ class HTTP1Connection:
             if backlog is None:
                 backlog = self._backlog = deque()
             backlog.append((index, event))
-            if isinstance(event, BodyReceived):
-                self._backlog_size += len(event.data)
-            else:
-                self._backlog_size += 256
+            self._backlog_size += _backlog_cost(event)
         # else: the response already ended; a late body is discarded.
 
     def _on_upgrade(self, data: bytes, exc: Exception) -> None:
@@ -751,7 +750,7 @@ class HTTP1Connection:
     def _write_trailers(self, headers: Headers) -> None:
         lines = [b"0\r\n"]
         for name, value in headers:
-            if _has_bad_byte(name) or _has_bad_byte(value) or b":" in name:
+            if has_bad_byte(name) or has_bad_byte(value) or b":" in name:
                 raise ValueError(f"Invalid trailer {name!r}: {value!r}")
             lines.append(b"%s: %s\r\n" % (name, value))
         lines.append(b"\r\n")
@@ -795,13 +794,9 @@ class HTTP1Connection:
             ready = self._ready
             while backlog and backlog[0][0] == index:
                 event = backlog.popleft()[1]
+                self._backlog_size -= _backlog_cost(event)
                 if type(event) is RequestReceived:
                     self.start_request(event)
-                elif type(event) is BodyReceived:
-                    self._backlog_size -= len(event.data)
-                    ready.append(event)
-                    continue
-                self._backlog_size -= 256
                 ready.append(event)
         violation = self._violation
         if violation is not None and violation[0] == self._serve_index:

@@ -26,6 +26,7 @@ from pronghorn.protocols.events import (
     RequestReceived,
     Response,
     WindowOpened,
+    has_bad_byte,
 )
 from pronghorn.protocols.http1 import DefaultHeaders
 from pronghorn.protocols.http2_stream import (
@@ -34,7 +35,6 @@ from pronghorn.protocols.http2_stream import (
     H2Stream,
     Send,
     clean_fields,
-    has_bad_byte,
     require,
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 from pronghorn.errors import LocalProtocolError
-from pronghorn.protocols.events import Headers, Response
+from pronghorn.protocols.events import Headers, Response, has_bad_byte
 
 #: Response headers that mean something only to a single HTTP/1.1 hop; RFC 9113 §8.2.2 forbids
 #: them in HTTP/2, so they are dropped from what an app sends.
@@ -102,10 +102,6 @@ class H2Stream:
         self.end_pending = False
         self.trailers = None
         self.sending = Send.ENDED
-
-
-def has_bad_byte(value: bytes) -> bool:
-    return b"\r" in value or b"\n" in value or b"\x00" in value
 
 
 def clean_fields(headers: Headers, what: str) -> Headers:

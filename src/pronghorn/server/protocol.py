@@ -309,11 +309,12 @@ class ConnectionProtocol(asyncio.Protocol):
         """The runner's response is fully queued: flush, then serve what comes next."""
         streams = self.streams
         streams.pop(runner.stream_id, None)
+        core = self.core
+        # HTTP/1.1 knows whether a pipelined request waits; None: ask any other core.
+        pipelined: bool | None = getattr(core, "pipelined_ready", None)
         if self._in_receive:
             self.flush_pending = True  # data_received writes it before returning
-        elif self._deferrals < MAX_DEFERRED_RESPONSES and getattr(
-            self.core, "pipelined_ready", False
-        ):
+        elif pipelined and self._deferrals < MAX_DEFERRED_RESPONSES:
             # Where tasks are not eager (Python 3.11) the next pipelined request's app runs on
             # the next loop turn: its answer joins this one in one write instead of one each.
             # The flush callback waits one more turn only while responses keep completing.
@@ -324,10 +325,7 @@ class ConnectionProtocol(asyncio.Protocol):
             # A finished response goes out now: waiting for the loop's flush callback would
             # cost one more loop turn per request where tasks are not eager (Python 3.11).
             self.flush()
-        if self.closed:
-            return
-        core = self.core
-        if core.should_close:
+        if self.closed or core.should_close:
             return
         if not streams:
             server = self.server
@@ -339,7 +337,7 @@ class ConnectionProtocol(asyncio.Protocol):
         # response completed inside the dispatch loop (an eager app), let that loop do it.
         if self._dispatching:
             self._repoll = True
-        elif getattr(core, "pipelined_ready", True):  # HTTP/1.1 knows; ask any other core
+        elif pipelined is not False:
             self._process_events()
 
     def schedule_flush(self) -> None:
