@@ -6,7 +6,7 @@ that many bytes; for WebSocket it computes the handshake and echoes frames, unma
 Python server that parses, validates and runs an ASGI app can beat it on one core, so it is the
 ceiling each workload is measured against (and the check on how fast our load clients are).
 
-    python benchmarks/rawref.py --port 8000 --shape hello
+    python -m benchmarks.rawref --port 8000 --shape hello
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import signal
 import sys
 from collections.abc import Callable
 from typing import cast
+
+from benchmarks.readbuffer import InPlaceReader
 
 HEAD_END = b"\r\n\r\n"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -146,7 +148,7 @@ def _frame_head(opcode: int, size: int) -> bytes:
 READ_SIZE = 262144
 
 
-class WebSocketEchoProtocol(asyncio.BufferedProtocol):
+class WebSocketEchoProtocol(InPlaceReader):
     """Accepts any WebSocket handshake and echoes whole frames (no fragmentation, no deflate).
 
     Reads land in one buffer per connection, parsed in place between ``_start`` and ``_end``;
@@ -154,32 +156,15 @@ class WebSocketEchoProtocol(asyncio.BufferedProtocol):
     not depend on how the allocator treats a growing bytearray.
     """
 
-    __slots__ = ("_buffer", "_end", "_open", "_start", "_transport")
+    __slots__ = ("_open", "_transport")
 
     def __init__(self) -> None:
-        self._buffer = bytearray(2 * READ_SIZE)
-        self._start = 0
-        self._end = 0
+        super().__init__(READ_SIZE, 2 * READ_SIZE)
         self._open = False
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        buffer = self._buffer
-        if self._start == self._end:
-            self._start = self._end = 0
-        if len(buffer) - self._end < READ_SIZE:
-            pending = self._end - self._start
-            if pending + READ_SIZE > len(buffer):
-                grown = bytearray(2 * len(buffer))
-                grown[:pending] = buffer[self._start : self._end]
-                self._buffer = buffer = grown
-            else:
-                buffer[:pending] = buffer[self._start : self._end]
-            self._start, self._end = 0, pending
-        return memoryview(buffer)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
         self._end += nbytes

@@ -85,8 +85,10 @@ def _granian(launch: Launch, port: int) -> list[str]:
 def _rawref(launch: Launch, port: int) -> list[str] | None:
     if launch.shape is None:
         return None
-    script = str(ROOT / "benchmarks" / "rawref.py")
-    return [PY, script, "--host", "127.0.0.1", "--port", str(port), "--shape", launch.shape]
+    # As a module from the repository root (the runner's working directory): it shares
+    # benchmarks/readbuffer.py with the WebSocket load client.
+    command = [PY, "-m", "benchmarks.rawref", "--host", "127.0.0.1", "--port", str(port)]
+    return [*command, "--shape", launch.shape]
 
 
 SERVERS: dict[str, ServerSpec] = {

@@ -25,6 +25,7 @@ import time
 from typing import cast
 
 from benchmarks.procstat import group_cpu_seconds
+from benchmarks.readbuffer import InPlaceReader
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KEY = base64.b64encode(b"pronghorn-bench!")
@@ -61,7 +62,7 @@ class Counter:
 READ_SIZE = 65536
 
 
-class EchoClient(asyncio.BufferedProtocol):
+class EchoClient(InPlaceReader):
     """One connection: handshake, then ping-pong the same message until closed.
 
     Reads go straight into one preallocated buffer (``get_buffer``), parsed in place between
@@ -69,9 +70,7 @@ class EchoClient(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
-        "_buffer",
         "_counter",
-        "_end",
         "_expected",
         "_frame",
         "_host",
@@ -80,7 +79,6 @@ class EchoClient(asyncio.BufferedProtocol):
         "_open",
         "_parts",
         "_path",
-        "_start",
         "_transport",
         "done",
         "ready",
@@ -96,9 +94,7 @@ class EchoClient(asyncio.BufferedProtocol):
         self._frame = client_frame(opcode, payload)
         self._counter = counter
         self._limit = limit  # stop after this many echoes (0: never)
-        self._buffer = bytearray(len(self._frame) + 2 * READ_SIZE)
-        self._start = 0  # first unparsed byte
-        self._end = 0  # end of the bytes read
+        super().__init__(READ_SIZE, len(self._frame) + 2 * READ_SIZE)
         self._parts: list[bytes] = []
         self._open = False
         self._transport: asyncio.Transport | None = None
@@ -141,21 +137,6 @@ class EchoClient(asyncio.BufferedProtocol):
                 future.set_result(None)
         assert self._transport is not None
         self._transport.abort()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        buffer = self._buffer
-        if self._start == self._end:
-            self._start = self._end = 0
-        if len(buffer) - self._end < READ_SIZE:
-            pending = self._end - self._start
-            if pending + READ_SIZE > len(buffer):  # a frame larger than planned: grow
-                grown = bytearray(2 * len(buffer) + READ_SIZE)
-                grown[:pending] = buffer[self._start : self._end]
-                self._buffer = buffer = grown
-            else:  # move the unparsed tail to the front (same size: no resize)
-                buffer[:pending] = buffer[self._start : self._end]
-            self._start, self._end = 0, pending
-        return memoryview(buffer)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
         self._end += nbytes
