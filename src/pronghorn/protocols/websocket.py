@@ -334,6 +334,32 @@ WebSocketEvent = WebSocketMessageReceived | WebSocketCloseReceived | ProtocolVio
 _VIOLATION_CODES = frozenset((1002, 1007, 1009, 1011))
 
 
+def _frame_bounds(data: bytes, position: int) -> tuple[int, int] | None:
+    """(payload start, frame end) of the frame whose header starts at ``position``, or None
+    while its header (at most 14 bytes) is not all in ``data``."""
+    end = len(data)
+    if end - position < 2:
+        return None
+    second = data[position + 1]
+    length = second & 0x7F
+    head = position + 2
+    if length == 126:
+        if end - head < 2:
+            return None
+        length = int.from_bytes(data[head : head + 2])
+        head += 2
+    elif length == 127:
+        if end - head < 8:
+            return None
+        length = int.from_bytes(data[head : head + 8])
+        head += 8
+    if second & 0x80:
+        head += 4  # the masking key
+    if head > end:
+        return None
+    return head, head + length
+
+
 _HEAD_SHORT = struct.Struct("!BB").pack
 _HEAD_16 = struct.Struct("!BBH").pack
 _HEAD_64 = struct.Struct("!BBQ").pack
@@ -354,8 +380,10 @@ class WebSocketCodec:
         "_eof",
         "_fragments",
         "_fragments_text",
+        "_held",
         "_max_size",
         "_out",
+        "_owed",
         "_protocol",
         "_reported",
         "_violation",
@@ -383,9 +411,13 @@ class WebSocketCodec:
             ]
         self._protocol = protocol
         #: No extension negotiated: whole unfragmented data frames may take the direct path
-        #: (see ``_receive_direct``); every other frame goes through the frame layer.
+        #: (see ``_receive_framed``); every other frame goes through the frame layer.
         self._direct = deflate is None
         self._direct_messages: list[bytes | str] = []
+        #: Bytes of the current frame the frame layer still needs (see ``_receive_framed``).
+        self._owed = 0
+        #: A frame header cut short by a read (the frame layer has it too), to find its end.
+        self._held = b""
         self._max_size = max_size
         self._out: list[bytes] = []
         self._eof = False
@@ -410,63 +442,80 @@ class WebSocketCodec:
     def receive_data(self, data: bytes) -> None:
         if self._eof or not data:
             return
-        protocol = self._protocol
-        if (
-            self._direct
-            and protocol.state is OPEN
-            and protocol.current_size is None
-            and not protocol.reader.buffer
-            and not protocol.events
-        ):
-            # At a frame boundary with nothing pending in the frame layer: read what we can
-            # directly, hand it the rest from the first frame we do not take.
-            taken = self._receive_direct(data)
-            if taken == len(data):
+        if not self._direct:
+            self._protocol.receive_data(data)
+            return
+        held = self._held
+        if held:
+            # The frame layer has this frame's first bytes: the rest of the frame is its too.
+            whole = held + data
+            bounds = _frame_bounds(whole, 0)
+            if bounds is None:  # the header is still not whole
+                self._protocol.receive_data(data)
+                self._held = whole
                 return
-            data = data[taken:]
-        protocol.receive_data(data)
+            self._held = b""
+            self._owed = bounds[1] - len(held)
+        self._receive_framed(data)
 
-    def _receive_direct(self, data: bytes) -> int:
-        """Decode the leading whole, final, masked TEXT/BINARY frames without extension bits
-        (nearly every message of an uncompressed connection); return the bytes taken.
+    def _receive_framed(self, data: bytes) -> None:
+        """Follow the frame boundaries of ``data`` (headers only) and decode whole, final,
+        masked TEXT/BINARY frames without reserved bits directly: nearly every message of an
+        uncompressed connection. The frame layer's generator parser costs some twenty Python
+        calls per message.
 
-        Anything else stops it at that frame's first byte: control and fragmented frames,
-        a frame still arriving, one over the size limit, invalid UTF-8, unmasked frames and
-        reserved bits. The frame layer then parses from there and answers as the RFC says,
-        so this path never decides an error. It costs a few operations per message where the
-        frame layer's generator parser costs some twenty Python calls.
+        Every other frame goes to the frame layer, all of it that is here (the rest follows,
+        counted in ``_owed``; a header cut short is kept in ``_held`` to find the frame's
+        end), so the frame layer gets the same bytes in the same calls as it would alone and
+        is at a frame boundary whenever a frame is decoded here. Its frames: control and
+        fragmented frames, partial frames, frames over the size limit, invalid UTF-8,
+        unmasked frames, reserved bits, anything after an event of its own (order), anything
+        once the connection is not open. Every error is still the frame layer's to answer.
         """
+        protocol = self._protocol
         end = len(data)
         position = 0
-        view = memoryview(data)
         messages = self._direct_messages
         max_size = self._max_size
-        while end - position >= 6:
+        while position < end:
+            owed = self._owed
+            if owed:
+                take = min(owed, end - position)
+                protocol.receive_data(data[position : position + take])
+                self._owed = owed - take
+                position += take
+                continue
+            bounds = _frame_bounds(data, position)
+            if bounds is None:  # a header cut short: the frame layer takes it, we keep a copy
+                protocol.receive_data(data[position:])
+                self._held = data[position:]
+                return
+            head, stop = bounds
             first = data[position]
-            second = data[position + 1]
-            # FIN set, RSV1-3 clear, opcode TEXT (1) or BINARY (2); MASK set.
-            if (first != 0x81 and first != 0x82) or second < 0x80:
-                break
-            length = second & 0x7F
-            head = position + 2
-            if length == 126:
-                length = int.from_bytes(view[head : head + 2])
-                head += 2
-            elif length == 127:
-                length = int.from_bytes(view[head : head + 8])
-                head += 8
-            stop = head + 4 + length
-            if stop > end or length > max_size:
-                break
-            payload: bytes | str = apply_mask(view[head + 4 : stop], data[head : head + 4])
-            if first == 0x81:
+            if (
+                (first == 0x81 or first == 0x82)  # FIN, no RSV bits, TEXT or BINARY
+                and data[position + 1] & 0x80  # masked
+                and stop <= end
+                and stop - head <= max_size
+                and protocol.state is OPEN
+                and protocol.current_size is None
+                and not protocol.events
+            ):
+                with memoryview(data) as view:
+                    payload: bytes | str = apply_mask(view[head:stop], data[head - 4 : head])
                 try:
-                    payload = cast(bytes, payload).decode()
+                    if first == 0x81:
+                        payload = cast(bytes, payload).decode()
                 except UnicodeDecodeError:
-                    break
-            messages.append(payload)
-            position = stop
-        return position
+                    pass  # the frame layer's to fail with 1007, below
+                else:
+                    messages.append(payload)
+                    position = stop
+                    continue
+            take = min(stop, end)
+            protocol.receive_data(data[position:take])
+            self._owed = stop - take
+            position = take
 
     def receive_eof(self) -> None:
         if self._eof:
