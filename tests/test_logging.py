@@ -341,8 +341,41 @@ def test_buffered_handler_flushes_soon_without_more_lines() -> None:
     handler = BufferedStreamHandler(stream, interval=0.05)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.handle(logging.LogRecord("x", logging.INFO, "", 0, "one line", None, None))
-    assert stream.getvalue() == "one line\n"
     assert stream.flushed.wait(5), "the pending line was never flushed"
+    assert stream.getvalue() == "one line\n"
+    handler.close()
+
+
+def test_buffered_handler_writes_queued_lines_in_order_in_one_write() -> None:
+    writes: list[str] = []
+
+    class Stream(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return super().write(text)
+
+    stream = Stream()
+    handler = BufferedStreamHandler(stream, interval=60)  # only flush() writes here
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.write_line("direct one")
+    handler.handle(logging.LogRecord("x", logging.INFO, "", 0, "record two", None, None))
+    handler.write_line("direct three")
+    assert stream.getvalue() == "", "lines are queued, not written per line"
+    handler.flush()
+    assert writes == ["direct one\nrecord two\ndirect three\n"]
+    handler.close()
+
+
+def test_buffered_handler_bounds_its_queue() -> None:
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream, interval=60, max_pending=10)
+    for number in range(25):
+        handler.write_line(f"line {number}")
+    # The logging thread wrote the queue itself at 10 and 20 lines: 5 are still pending.
+    assert stream.getvalue().splitlines() == [f"line {number}" for number in range(20)]
+    assert len(handler._pending) == 5
+    handler.flush()
+    assert stream.getvalue().splitlines() == [f"line {number}" for number in range(25)]
     handler.close()
 
 
@@ -375,6 +408,7 @@ def test_the_direct_line_is_the_record_line() -> None:
     """The default setup writes without a LogRecord; the line is the one a record makes."""
     direct, handler, direct_stream = buffered_capture()
     direct.log("c\x1b", b"GET", b"/x\r\n", "1.1", 200, 5, 0.002)
+    handler.flush()
     recorded, recorded_stream = capture(AccessFormatter())
     recorded.log("c\x1b", b"GET", b"/x\r\n", "1.1", 200, 5, 0.002)
     assert direct_stream.getvalue().split(" ", 2)[2] == recorded_stream.getvalue().split(" ", 2)[2]
@@ -394,6 +428,7 @@ def test_a_filter_still_sees_every_access_record() -> None:
     access.log("c", "GET", "/ok", "1.1", 200, 0, 0.0)
     access.log("c", "GET", "/missing", "1.1", 404, 0, 0.0)
     assert len(seen) == 2
+    handler.flush()
     assert "/ok" not in stream.getvalue()
     assert "/missing" in stream.getvalue()
     handler.close()
@@ -410,6 +445,9 @@ def test_a_failing_stream_is_reported_as_logging_does(monkeypatch: pytest.Monkey
 
     handler.setStream(Broken())
     access.log("c", "GET", "/", "1.1", 200, 0, 0.0)  # never raises into the server
+    access.log("c", "GET", "/second", "1.1", 200, 0, 0.0)
+    handler.flush()  # the queued lines are written (and lost) here
     assert len(errors) == 1
-    assert errors[0].getMessage().startswith("c - ")
+    assert errors[0].getMessage().endswith("(and 1 more lines)")
+    assert " c - " in errors[0].getMessage()
     handler.close()
