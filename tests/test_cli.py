@@ -168,6 +168,14 @@ UVICORN_ARGV = [
 ]  # fmt: skip
 
 
+def _header_pairs(headers: list[Any]) -> list[tuple[str, str]]:
+    pairs = []
+    for header in headers:
+        name, value = header.split(":", 1) if isinstance(header, str) else header
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
 def test_uvicorn_argv_parses_like_uvicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     uvicorn_main = pytest.importorskip("uvicorn.main")
     monkeypatch.chdir(tmp_path)  # uvicorn checks that these paths exist
@@ -187,6 +195,9 @@ def test_uvicorn_argv_parses_like_uvicorn(tmp_path: Path, monkeypatch: pytest.Mo
             expected = list(expected)
         if name == "ws_per_message_deflate" or isinstance(value, bool):
             expected = bool(expected)
+        if name == "headers":
+            # uvicorn >= 0.5x splits "Name: value" into pairs at parse time; older ones later.
+            value, expected = _header_pairs(value), _header_pairs(expected)
         assert value == expected, name
         compared += 1
     assert compared >= 35
