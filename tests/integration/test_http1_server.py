@@ -645,3 +645,34 @@ def test_413_reaches_a_client_still_uploading(serve: Serve) -> None:
     data = recv_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 413 ")
     assert seen == []
+
+
+def test_idle_keep_alive_connections_hold_no_parser(serve: Serve) -> None:
+    """Answered keep-alive connections give their parser back; a partial head keeps one."""
+    server = serve(hello)
+
+    def parsers_held() -> list[int]:
+        return server.call(
+            lambda: sorted(c.statistics()["parser_held"] for c in server.server.state.connections)
+        )
+
+    idle = [server.connect() for _ in range(3)]
+    for sock in idle:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert recv_response(sock).endswith(b"Hello, world!")
+    partial = server.connect()
+    partial.sendall(b"GET / HTTP/1.1\r\nHo")
+    deadline = time.monotonic() + 5
+    while parsers_held() != [0, 0, 0, 1] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert parsers_held() == [0, 0, 0, 1]
+    # Every connection goes on serving, parsers now moving between them.
+    partial.sendall(b"st: x\r\n\r\n")
+    assert recv_response(partial).endswith(b"Hello, world!")
+    for round_ in range(3):
+        for sock in [*idle, partial]:
+            sock.sendall(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % round_)
+        for sock in [*idle, partial]:
+            assert recv_response(sock).endswith(b"Hello, world!")
+    for sock in [*idle, partial]:
+        sock.close()

@@ -548,3 +548,164 @@ def test_garbage_after_a_valid_head(tail: bytes) -> None:
     c.next_events()
     c.receive_eof()
     c.next_events()
+
+
+# --------------------------------------------------------------------------- the parser pool
+def held(c: HTTP1Connection) -> int:
+    return c.statistics()["parser_held"]
+
+
+class TestParserPool:
+    """A connection at rest gives its parser back; whatever arrives next parses the same."""
+
+    def test_an_answered_connection_gives_its_parser_back(self) -> None:
+        c = conn()
+        served(c, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond(c)
+        assert held(c) == 1
+        c.rest()
+        assert held(c) == 0
+        _, request = served(c, b"GET /2 HTTP/1.1\r\nHost: y\r\nX-A: 1\r\n\r\n")
+        assert held(c) == 1
+        assert (request.target, request.headers) == (b"/2", [(b"host", b"y"), (b"x-a", b"1")])
+
+    def test_a_parser_moves_between_connections_without_state(self) -> None:
+        first, second = conn(), conn()
+        served(first, b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+        respond(first)
+        first.rest()  # its parser goes to the pool ...
+        served(second, b"POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 3\r\n\r\n")
+        # ... and the second connection, mid-body, may hold that same parser now.
+        events = feed(first, b"GET /c HTTP/1.1\r\nHost: c\r\n\r\n")
+        assert isinstance(events[0], RequestReceived)
+        assert (events[0].target, events[0].headers) == (b"/c", [(b"host", b"c")])
+        assert [type(e) for e in feed(second, b"xyz")] == [BodyReceived, RequestEnded]
+
+    @pytest.mark.parametrize(
+        ("after_answer", "rest_then"),
+        [
+            # the first bytes of a method: llhttp has started the next message
+            (b"GE", b"T /n HTTP/1.1\r\nHost: x\r\n\r\n"),
+            # part of the next head
+            (b"GET /n HTTP/1.1\r\nHo", b"st: x\r\n\r\n"),
+        ],
+    )
+    def test_a_partly_received_request_keeps_its_parser(
+        self, after_answer: bytes, rest_then: bytes
+    ) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond(c)
+        assert feed(c, after_answer) == []
+        c.rest()
+        assert held(c) == 1
+        events = feed(c, rest_then)
+        assert isinstance(events[0], RequestReceived)
+        assert events[0].target == b"/n"
+
+    def test_an_unread_body_keeps_its_parser(self) -> None:
+        c = conn()
+        served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+        respond(c)  # answered before the body ended
+        c.rest()
+        assert held(c) == 1
+        events = feed(c, b"defGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [type(e) for e in events] == [RequestReceived]
+
+    def test_a_pipelined_request_keeps_its_parser(self) -> None:
+        c = conn()
+        served(c, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond(c)
+        c.rest()
+        assert held(c) == 1
+        request = c.next_events()[0]
+        assert isinstance(request, RequestReceived)
+        assert request.target == b"/2"
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+        ],
+    )
+    def test_a_closing_connection_keeps_its_parser(self, raw: bytes) -> None:
+        # llhttp refuses input after a message that ends the connection: no other may get it.
+        c = conn()
+        served(c, raw)
+        respond(c)
+        c.rest()
+        assert held(c) == 1
+
+    def test_a_stopped_parser_is_never_pooled(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond(c)
+        feed(c, b"\x00garbage")  # a violation stops this parser for good
+        c.rest()
+        assert held(c) == 1
+        eof = conn()
+        served(eof, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        eof.receive_eof()
+        respond(eof)
+        eof.rest()
+        assert held(eof) == 1
+
+
+_POOL_REQUESTS = [
+    b"GET /plain HTTP/1.1\r\nHost: x\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n",
+    b"POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
+    b"\r\nGET /after-crlf?q=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+]
+
+
+def _drive(core: HTTP1Connection, chunk: bytes, rests: bool) -> list[tuple[object, ...]]:
+    """Feed a chunk, answer every request at once, rest when allowed; the events seen."""
+    seen: list[tuple[object, ...]] = []
+    core.receive_data(chunk)
+    while events := core.next_events():
+        for event in events:
+            if isinstance(event, RequestReceived):
+                seen.append(("request", event.target, tuple(event.headers), event.has_body))
+                respond(core)
+            elif isinstance(event, BodyReceived):
+                seen.append(("body", event.data))
+            elif isinstance(event, RequestEnded):
+                seen.append(("end", tuple(event.trailers or ())))
+            else:
+                seen.append((type(event).__name__,))
+        if rests:
+            core.rest()
+    if rests:
+        core.rest()
+    return seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_POOL_REQUESTS), min_size=1, max_size=6),
+    st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=12),
+)
+def test_resting_between_reads_changes_no_event(requests: list[bytes], cuts: list[int]) -> None:
+    """Two resting connections fed alternately (so parsers move between them) see exactly
+    what a connection that never rests sees, however the bytes are cut."""
+    stream = b"".join(requests)
+    chunks, start = [], 0
+    for size in cuts:
+        chunks.append(stream[start : start + size])
+        start += size
+    chunks.append(stream[start:])
+    chunks = [chunk for chunk in chunks if chunk]
+    reference, left, right = conn(), conn(), conn()
+    expected = [event for chunk in chunks for event in _drive(reference, chunk, rests=False)]
+    seen_left: list[tuple[object, ...]] = []
+    seen_right: list[tuple[object, ...]] = []
+    for chunk in chunks:
+        seen_left += _drive(left, chunk, rests=True)
+        seen_right += _drive(right, chunk, rests=True)
+    assert seen_left == expected
+    assert seen_right == expected
+    assert [e for e in expected if e[0] == "request"] == [e for e in seen_left if e[0] == "request"]
+    assert len([e for e in expected if e[0] == "request"]) == len(requests)

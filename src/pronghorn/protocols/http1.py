@@ -231,7 +231,6 @@ class HTTP1Connection:
         "_no_body",
         "_out",
         "_parse_index",
-        "_parser",
         "_pending_head",
         "_ready",
         "_remaining",
@@ -239,6 +238,7 @@ class HTTP1Connection:
         "_request_method",
         "_send_state",
         "_serve_index",
+        "_slot",
         "_stopped",
         "_synthetic_head",
         "_trailers",
@@ -251,7 +251,8 @@ class HTTP1Connection:
     def __init__(self, limits: HTTP1Limits | None = None, defaults: DefaultHeaders | None = None):
         self._limits = limits or HTTP1Limits()
         self._defaults = defaults or DefaultHeaders([])
-        self._parser = httptools.HttpRequestParser(self)
+        #: The parser, taken from the pool when bytes arrive and given back at rest (rest()).
+        self._slot: _ParserSlot | None = None
         self._ready: list[InboundEvent] = []
         #: Events of pipelined requests not being answered yet; made on first use (a deque
         #: is 600-odd bytes, and most connections never pipeline).
@@ -315,8 +316,11 @@ class HTTP1Connection:
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
+        slot = self._slot
+        if slot is None:
+            slot = self._slot = _take_slot(self)
         try:
-            self._parser.feed_data(data)
+            slot.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._on_upgrade(data, exc)
         except httptools.HttpParserCallbackError as exc:
@@ -365,158 +369,33 @@ class HTTP1Connection:
     def _max_head(self) -> int:
         return self._limits.max_request_line + self._limits.max_header_size
 
+    def rest(self) -> None:
+        """Give the parser back to the pool if no request is partly received (the shell calls
+        this when the connection turns idle). The next bytes take a parser again.
+
+        At rest means every request llhttp has begun is answered (a begun message, even two
+        bytes of a method, counts as parsed) and its body has ended. A connection that ends
+        with this response, or whose parser stopped (violation, EOF, upgrade), keeps it:
+        llhttp refuses input after such a message, so no other connection may get it.
+        """
+        slot = self._slot
+        if (
+            slot is not None
+            and self._parse_index < self._serve_index
+            and self._request is None
+            and not self.should_close
+            and not self._stopped
+        ):
+            self._slot = None
+            if len(_IDLE_SLOTS) < IDLE_PARSERS_KEPT:
+                slot.conn = None  # type: ignore[assignment]  # a pooled slot parses for nobody
+                _IDLE_SLOTS.append(slot)
+
     def next_events(self) -> list[InboundEvent]:
         events = self._ready
         if events:
             self._ready = []
         return events
-
-    # -- parser callbacks (called by httptools inside feed_data). There is no
-    # on_message_begin: httptools skips callbacks a protocol lacks, and the URL is the first
-    # part of every request, so on_url starts the message (one Python call less per request).
-    def on_url(self, url: bytes) -> None:
-        if self._synthetic_head:
-            return
-        if self._in_head:
-            self._url += url  # a later fragment of the same request-target
-            if len(self._url) > self._limits.max_request_line:
-                raise _Violation(414, "Request-URI too long")
-            return
-        self._parse_index += 1
-        self._in_head = True
-        self._in_trailers = False
-        self._url = url
-        self._headers = []
-        self._trailers = None
-        self._header_count = 0
-        self._header_size = 0
-        self._body_received = 0
-        if len(url) > self._limits.max_request_line:
-            raise _Violation(414, "Request-URI too long")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._synthetic_head:
-            return
-        self._header_count += 1
-        self._header_size += len(name) + len(value) + 4
-        if self._header_size > self._limits.max_header_size:
-            raise _Violation(431, "Request header block too large")
-        if self._in_trailers:
-            if self._header_count > self._limits.max_headers:
-                raise _Violation(431, "Too many trailer fields")
-            trailers = self._trailers
-            if trailers is None:
-                trailers = self._trailers = []
-            trailers.append((name.lower(), value))
-            return
-        if self._header_count > self._limits.max_headers:
-            raise _Violation(431, "Too many header fields")
-        self._headers.append((name.lower(), value))
-
-    def on_headers_complete(self) -> None:
-        if self._synthetic_head:
-            self._synthetic_head = False
-            return
-        parser = self._parser
-        version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
-            raise _Violation(505, "HTTP version not supported")
-        headers = self._headers
-        host_count = 0
-        content_length: int | None = None
-        chunked = False
-        expect_continue = False
-        upgrade: bytes | None = None
-        connection_upgrade = False
-        fields = _REQUEST_FIELDS
-        for name, value in headers:
-            if name not in fields:
-                continue
-            if name == b"host":
-                host_count += 1
-            elif name == b"content-length":
-                content_length = int(value)  # llhttp already validated the digits
-            elif name == b"transfer-encoding":
-                if not _is_token_list_chunked_only(value):
-                    raise _Violation(501, "Unsupported Transfer-Encoding")
-                chunked = True
-            elif name == b"expect":
-                if value.lower() == b"100-continue":
-                    expect_continue = True
-            elif name == b"upgrade":
-                upgrade = value.strip().lower()
-            elif name == b"connection":
-                connection_upgrade = connection_upgrade or b"upgrade" in value.lower()
-        if version == "1.1" and host_count != 1:
-            raise _Violation(400, "Missing Host header" if host_count == 0 else "Duplicate Host")
-        if host_count > 1:
-            raise _Violation(400, "Duplicate Host")
-        limit = self._limits.max_body
-        if limit is not None and content_length is not None and content_length > limit:
-            raise _Violation(413, "Request body too large")
-        method = parser.get_method()
-        self._in_head = False
-        self._head_bytes = 0
-        if upgrade is not None and not connection_upgrade:
-            upgrade = None
-        if upgrade is not None and (chunked or content_length):
-            # An Upgrade request with a body (curl --http2 -d sends h2c this way) is served as
-            # plain HTTP/1.1, as RFC 9110 7.8 allows; llhttp still stops at its head, so the
-            # body is parsed afterwards by a fresh parser (see _on_upgrade).
-            upgrade = None
-            framing = (
-                b"transfer-encoding: chunked\r\n"
-                if chunked
-                else b"content-length: %d\r\n" % (content_length or 0)
-            )
-            self._declined_upgrade = b"POST / HTTP/1.1\r\nhost: x\r\n" + framing + b"\r\n"
-        request = RequestReceived(
-            STREAM_ID,
-            method,
-            self._url,
-            version,
-            headers,
-            parser.should_keep_alive(),
-            chunked or bool(content_length),
-            expect_continue,
-            upgrade,
-        )
-        self._request = request
-        if self._parse_index == self._serve_index:
-            self.start_request(request)
-            self._ready.append(request)
-        else:
-            self._emit(request)
-
-    def on_body(self, body: bytes) -> None:
-        self._body_received += len(body)
-        limit = self._limits.max_body
-        if limit is not None and self._body_received > limit:
-            raise _Violation(413, "Request body too large")
-        self._emit(BodyReceived(STREAM_ID, body))
-
-    def on_chunk_header(self) -> None:
-        # Any header after the last chunk is a trailer field.
-        self._in_trailers = True
-        self._header_count = 0
-        self._header_size = 0
-
-    def on_message_complete(self) -> None:
-        if self._declined_upgrade is not None:
-            return  # llhttp ends an upgrade at its head; this request's body is still to come
-        request = self._request
-        self._request = None
-        trailers = self._trailers or None
-        if request is not None and not request.has_body:
-            # A request without a body is complete with its head (has_body says so). For an
-            # upgrade this matters twice: an eager app may already have accepted and switched
-            # the connection to its new protocol, whose runner would take a stray end of the
-            # HTTP request for the end of its own stream.
-            return
-        if self._parse_index == self._serve_index:
-            self._ready.append(RequestEnded(STREAM_ID, trailers))
-        else:
-            self._emit(RequestEnded(STREAM_ID, trailers))
 
     # -- routing of parsed events
     def _emit(self, event: InboundEvent) -> None:
@@ -538,7 +417,8 @@ class HTTP1Connection:
             # Parse the declined upgrade's body (and whatever follows) with a fresh parser,
             # primed with a head of the same framing whose callbacks are ignored.
             self._declined_upgrade = None
-            self._parser = httptools.HttpRequestParser(self)
+            assert self._slot is not None  # the parser that raised HttpParserUpgrade
+            self._slot.parser = httptools.HttpRequestParser(self._slot)
             self._synthetic_head = True
             self._feed(declined + data[offset:])
             return
@@ -818,4 +698,189 @@ class HTTP1Connection:
             "requests_served": self._serve_index - 1,
             "backlog_bytes": self._backlog_size,
             "buffered_out": sum(map(len, self._out)),
+            "parser_held": int(self._slot is not None),
         }
+
+
+class _ParserSlot:
+    """An llhttp parser and the connection it parses for, with the parser's callbacks.
+
+    A connection holds a slot only while a request is partly received: at rest (every parsed
+    request answered, no partial message) it gives the slot back to a pool, and the next
+    bytes on any connection take one. An idle keep-alive connection then carries no parser
+    (about 900 bytes: llhttp's state and one bound method per callback). The callbacks live
+    here, not on the connection, so that a parser can serve another connection; they are
+    called by httptools inside feed_data.
+    """
+
+    __slots__ = ("conn", "parser")
+
+    def __init__(self, conn: HTTP1Connection) -> None:
+        self.conn = conn
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_message_begin(self) -> None:
+        c = self.conn
+        if c._synthetic_head:
+            return
+        c._parse_index += 1
+        c._in_head = True
+        c._in_trailers = False
+        c._url = b""
+        c._headers = []
+        c._trailers = None
+        c._header_count = 0
+        c._header_size = 0
+        c._body_received = 0
+
+    def on_url(self, url: bytes) -> None:
+        c = self.conn
+        if c._synthetic_head:
+            return
+        if c._url:
+            url = c._url + url  # a later fragment of the same request-target
+        c._url = url
+        if len(url) > c._limits.max_request_line:
+            raise _Violation(414, "Request-URI too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        c = self.conn
+        if c._synthetic_head:
+            return
+        c._header_count += 1
+        c._header_size += len(name) + len(value) + 4
+        if c._header_size > c._limits.max_header_size:
+            raise _Violation(431, "Request header block too large")
+        if c._in_trailers:
+            if c._header_count > c._limits.max_headers:
+                raise _Violation(431, "Too many trailer fields")
+            trailers = c._trailers
+            if trailers is None:
+                trailers = c._trailers = []
+            trailers.append((name.lower(), value))
+            return
+        if c._header_count > c._limits.max_headers:
+            raise _Violation(431, "Too many header fields")
+        c._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        c = self.conn
+        if c._synthetic_head:
+            c._synthetic_head = False
+            return
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _Violation(505, "HTTP version not supported")
+        headers = c._headers
+        host_count = 0
+        content_length: int | None = None
+        chunked = False
+        expect_continue = False
+        upgrade: bytes | None = None
+        connection_upgrade = False
+        fields = _REQUEST_FIELDS
+        for name, value in headers:
+            if name not in fields:
+                continue
+            if name == b"host":
+                host_count += 1
+            elif name == b"content-length":
+                content_length = int(value)  # llhttp already validated the digits
+            elif name == b"transfer-encoding":
+                if not _is_token_list_chunked_only(value):
+                    raise _Violation(501, "Unsupported Transfer-Encoding")
+                chunked = True
+            elif name == b"expect":
+                if value.lower() == b"100-continue":
+                    expect_continue = True
+            elif name == b"upgrade":
+                upgrade = value.strip().lower()
+            elif name == b"connection":
+                connection_upgrade = connection_upgrade or b"upgrade" in value.lower()
+        if version == "1.1" and host_count != 1:
+            raise _Violation(400, "Missing Host header" if host_count == 0 else "Duplicate Host")
+        if host_count > 1:
+            raise _Violation(400, "Duplicate Host")
+        limit = c._limits.max_body
+        if limit is not None and content_length is not None and content_length > limit:
+            raise _Violation(413, "Request body too large")
+        method = parser.get_method()
+        c._in_head = False
+        c._head_bytes = 0
+        if upgrade is not None and not connection_upgrade:
+            upgrade = None
+        if upgrade is not None and (chunked or content_length):
+            # An Upgrade request with a body (curl --http2 -d sends h2c this way) is served as
+            # plain HTTP/1.1, as RFC 9110 7.8 allows; llhttp still stops at its head, so the
+            # body is parsed afterwards by a fresh parser (see _on_upgrade).
+            upgrade = None
+            framing = (
+                b"transfer-encoding: chunked\r\n"
+                if chunked
+                else b"content-length: %d\r\n" % (content_length or 0)
+            )
+            c._declined_upgrade = b"POST / HTTP/1.1\r\nhost: x\r\n" + framing + b"\r\n"
+        request = RequestReceived(
+            STREAM_ID,
+            method,
+            c._url,
+            version,
+            headers,
+            parser.should_keep_alive(),
+            chunked or bool(content_length),
+            expect_continue,
+            upgrade,
+        )
+        c._request = request
+        if c._parse_index == c._serve_index:
+            c.start_request(request)
+            c._ready.append(request)
+        else:
+            c._emit(request)
+
+    def on_body(self, body: bytes) -> None:
+        c = self.conn
+        c._body_received += len(body)
+        limit = c._limits.max_body
+        if limit is not None and c._body_received > limit:
+            raise _Violation(413, "Request body too large")
+        c._emit(BodyReceived(STREAM_ID, body))
+
+    def on_chunk_header(self) -> None:
+        c = self.conn
+        # Any header after the last chunk is a trailer field.
+        c._in_trailers = True
+        c._header_count = 0
+        c._header_size = 0
+
+    def on_message_complete(self) -> None:
+        c = self.conn
+        if c._declined_upgrade is not None:
+            return  # llhttp ends an upgrade at its head; this request's body is still to come
+        request = c._request
+        c._request = None
+        trailers = c._trailers or None
+        if request is not None and not request.has_body:
+            # A request without a body is complete with its head (has_body says so). For an
+            # upgrade this matters twice: an eager app may already have accepted and switched
+            # the connection to its new protocol, whose runner would take a stray end of the
+            # HTTP request for the end of its own stream.
+            return
+        if c._parse_index == c._serve_index:
+            c._ready.append(RequestEnded(STREAM_ID, trailers))
+        else:
+            c._emit(RequestEnded(STREAM_ID, trailers))
+
+
+#: Parsers given back by connections at rest; bounded, so a burst's parsers are freed after it.
+_IDLE_SLOTS: list[_ParserSlot] = []
+IDLE_PARSERS_KEPT = 256
+
+
+def _take_slot(conn: HTTP1Connection) -> _ParserSlot:
+    if _IDLE_SLOTS:
+        slot = _IDLE_SLOTS.pop()
+        slot.conn = conn
+        return slot
+    return _ParserSlot(conn)

@@ -331,6 +331,8 @@ class ConnectionProtocol(asyncio.Protocol):
             server = self.server
             self._timer = _KEEP_ALIVE
             self.deadline = server.loop.time() + server.config.timeout_keep_alive
+            if type(core) is HTTP1Connection:
+                core.rest()  # an idle keep-alive connection holds no parser
         if self.reading_paused and core.wants_read:
             self._resume_reading()
         # A pipelined request may already be parsed and waiting: serve it now, or, when this
