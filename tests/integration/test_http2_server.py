@@ -10,6 +10,7 @@ import asyncio
 import re
 import shutil
 import subprocess
+import time
 from typing import Any
 
 import h2.events
@@ -205,6 +206,57 @@ def test_final_chunk_in_a_window_that_never_opens_is_reset() -> None:
         second = client.request("/")
         client.read_until(client.ended(second))
         assert client.body(second) == b"q" * 1000
+
+
+class _CountingTransport:
+    """The connection's real transport, with each write's size noted on the way through."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self.writes: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(len(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def test_streams_answered_in_one_loop_turn_share_one_write() -> None:
+    """Ten streams whose apps finish in the same loop turn leave in one write, not ten
+    (each write to a loopback peer costs a send and a wakeup of its own)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(0)  # answer on a later loop turn, outside data_received
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(app) as running, H2Client(running.port) as client:
+        first = client.request()
+        client.read_until(client.ended(first))  # SETTINGS and their ACKs are done with
+        (connection,) = running.connections()
+        counting = _CountingTransport(connection.transport)
+        running.loop.call_soon_threadsafe(setattr, connection, "transport", counting)
+        time.sleep(0.1)
+        stream_ids = []
+        for _ in range(10):  # one write: every request arrives in one data_received
+            stream_id = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(
+                stream_id,
+                [
+                    (b":method", b"GET"),
+                    (b":scheme", b"http"),
+                    (b":authority", b"x"),
+                    (b":path", b"/"),
+                ],
+                end_stream=True,
+            )
+            stream_ids.append(stream_id)
+        client.flush()
+        client.read_until(lambda events: all(client.ended(s)(events) for s in stream_ids))
+        assert [client.body(s) for s in stream_ids] == [b"ok"] * 10
+        assert len(counting.writes) == 1, counting.writes
 
 
 # --------------------------------------------------------------------------- ASGI extensions

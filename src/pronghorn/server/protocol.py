@@ -314,6 +314,10 @@ class ConnectionProtocol(asyncio.Protocol):
         pipelined: bool | None = getattr(core, "pipelined_ready", None)
         if self._in_receive:
             self.flush_pending = True  # data_received writes it before returning
+        elif streams and type(core) is HTTP2Connection:
+            # Other streams' apps are likely finishing in this same loop turn (a client sends
+            # its requests together): their answers leave in one write at its end, not one each.
+            self.schedule_flush()
         elif pipelined and self._deferrals < MAX_DEFERRED_RESPONSES:
             # Where tasks are not eager (Python 3.11) the next pipelined request's app runs on
             # the next loop turn: its answer joins this one in one write instead of one each.
