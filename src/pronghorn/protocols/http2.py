@@ -52,6 +52,7 @@ from pronghorn.protocols.events import (
     WebSocketMessage,
 )
 from pronghorn.protocols.http1 import DefaultHeaders
+from pronghorn.protocols.http2_hpack import ReusingDecoder, ReusingEncoder
 from pronghorn.protocols.http2_limits import FloodGuard, FrameScanner, HTTP2Limits
 from pronghorn.protocols.http2_send import H2Sender
 from pronghorn.protocols.http2_stream import (
@@ -140,7 +141,8 @@ class HTTP2Connection:
             },
         )
         conn.max_inbound_frame_size = limits.max_frame_size
-        conn.decoder.max_header_list_size = limits.max_header_list_size
+        conn.encoder = ReusingEncoder()
+        conn.decoder = ReusingDecoder(limits.max_header_list_size)
         conn.decoder.max_allowed_table_size = conn.local_settings.header_table_size
         self._h2 = conn
         self._sender = H2Sender(
