@@ -193,7 +193,9 @@ class H2Client:
         headers: list[tuple[bytes, bytes]] | None = None,
         *,
         end: bool = True,
+        flush: bool = True,
     ) -> int:
+        """Open a stream; ``flush=False`` leaves it queued to go out with later requests."""
         stream_id: int = self.conn.get_next_available_stream_id()
         self.conn.send_headers(
             stream_id,
@@ -208,7 +210,8 @@ class H2Client:
         )
         if body is not None:
             self.conn.send_data(stream_id, body, end_stream=end)
-        self.flush()
+        if flush:
+            self.flush()
         return stream_id
 
     def read_until(self, done: Callable[[list[Any]], bool], timeout: float = 5.0) -> list[Any]:

@@ -10,7 +10,6 @@ import asyncio
 import re
 import shutil
 import subprocess
-import time
 from typing import Any
 
 import h2.events
@@ -237,22 +236,13 @@ def test_streams_answered_in_one_loop_turn_share_one_write() -> None:
         client.read_until(client.ended(first))  # SETTINGS and their ACKs are done with
         (connection,) = running.connections()
         counting = _CountingTransport(connection.transport)
-        running.loop.call_soon_threadsafe(setattr, connection, "transport", counting)
-        time.sleep(0.1)
-        stream_ids = []
-        for _ in range(10):  # one write: every request arrives in one data_received
-            stream_id = client.conn.get_next_available_stream_id()
-            client.conn.send_headers(
-                stream_id,
-                [
-                    (b":method", b"GET"),
-                    (b":scheme", b"http"),
-                    (b":authority", b"x"),
-                    (b":path", b"/"),
-                ],
-                end_stream=True,
-            )
-            stream_ids.append(stream_id)
+
+        async def count_writes() -> None:
+            connection.transport = counting
+
+        asyncio.run_coroutine_threadsafe(count_writes(), running.loop).result(timeout=5)
+        # Queued, then sent in one write: every request arrives in one data_received.
+        stream_ids = [client.request(flush=False) for _ in range(10)]
         client.flush()
         client.read_until(lambda events: all(client.ended(s)(events) for s in stream_ids))
         assert [client.body(s) for s in stream_ids] == [b"ok"] * 10
