@@ -344,6 +344,23 @@ def test_rapid_reset_gets_goaway() -> None:
         assert client.closed
 
 
+def test_malformed_request_resets_only_its_stream() -> None:
+    # RFC 9113 §8.1.1: a stream error; the other streams of the connection are answered.
+    with serve(hello) as server, H2Client(server.port) as client:
+        client.conn.config.validate_outbound_headers = False
+        client.conn.config.normalize_outbound_headers = False
+        before = client.request("/")
+        bad = client.request("/", headers=[(b"Upper-Case", b"x")])
+        after = client.request("/")
+        client.read_until(
+            lambda events: client.ended(before)(events) and client.ended(after)(events)
+        )
+        (reset,) = client.of(h2.events.StreamReset, bad)
+        assert reset.error_code == ErrorCodes.PROTOCOL_ERROR
+        assert client.body(before) == client.body(after) == b"2 http GET / "
+        assert not client.of(h2.events.ConnectionTerminated)
+
+
 def test_continuation_flood_gets_goaway() -> None:
     from hyperframe.frame import ContinuationFrame, HeadersFrame
 

@@ -217,14 +217,69 @@ class TestErrorHandling:
         assert goaway.error_code == ErrorCodes.PROTOCOL_ERROR
         assert peer.server.should_close
 
-    def test_invalid_request_headers_are_a_protocol_error(self) -> None:
+    def test_malformed_request_is_a_stream_error(self) -> None:
+        # RFC 9113 §8.1.1: RST_STREAM PROTOCOL_ERROR for that stream; the connection lives on.
         peer = Peer()
-        stream_id = peer.client.get_next_available_stream_id()
+        bad = peer.client.get_next_available_stream_id()
         peer.client.config.validate_outbound_headers = False
-        peer.client.send_headers(stream_id, [(b":method", b"GET")], end_stream=True)
+        peer.client.config.normalize_outbound_headers = False
+        peer.client.send_headers(bad, [(b":method", b"GET")], end_stream=True)
+        assert peer.exchange() == []
+        (reset,) = peer.of(h2.events.StreamReset, bad)
+        assert reset.error_code == ErrorCodes.PROTOCOL_ERROR
+        assert not peer.server.should_close
+        good = peer.request()
+        (request,) = [e for e in peer.exchange() if isinstance(e, RequestReceived)]
+        assert request.stream_id == good
+        respond(peer, good, b"still here")
+        assert peer.body(good) == b"still here"
+
+    def test_malformed_request_with_a_body_gets_its_window_back(self) -> None:
+        # The DATA that follows the refused head must not use up the connection window.
+        peer = Peer(HTTP2Limits(initial_window_size=65535, connection_window_size=65535))
+        peer.client.config.validate_outbound_headers = False
+        peer.client.config.normalize_outbound_headers = False
+        bad = peer.request(headers=[(b"connection", b"close")], end=False)
+        for _ in range(3):
+            peer.client.send_data(bad, b"x" * 16384)
+        peer.exchange()
+        assert peer.of(h2.events.StreamReset, bad)[0].error_code == ErrorCodes.PROTOCOL_ERROR
+        # Kept, 3 * 16384 would leave 16383; h2 returns the window in steps of half of it.
+        assert peer.client.outbound_flow_control_window == 65535 - 16384
+
+    def test_malformed_trailers_reset_the_stream(self) -> None:
+        peer = Peer()
+        stream_id = peer.request(body=b"x", end=False)
+        peer.exchange()
+        peer.client.config.validate_outbound_headers = False
+        peer.client.config.normalize_outbound_headers = False
+        peer.client.send_headers(stream_id, [(b"X-Upper", b"1")], end_stream=True)
+        events = peer.exchange()
+        assert StreamReset(stream_id, ErrorCodes.PROTOCOL_ERROR) in events
+        assert peer.of(h2.events.StreamReset, stream_id)[0].error_code == ErrorCodes.PROTOCOL_ERROR
+        assert not any(isinstance(e, RequestEnded) for e in events)
+        assert not peer.server.should_close
+
+    def test_trailers_reach_the_app(self) -> None:
+        peer = Peer()
+        stream_id = peer.request(body=b"x", end=False)
+        peer.exchange()
+        peer.client.send_headers(stream_id, [(b"x-sum", b"1")], end_stream=True)
+        events = peer.exchange()
+        assert RequestEnded(stream_id, [(b"x-sum", b"1")]) in events
+
+    def test_a_flood_of_malformed_requests_ends_the_connection(self) -> None:
+        peer = Peer(HTTP2Limits(max_resets=5))
+        peer.client.config.validate_outbound_headers = False
+        peer.client.config.normalize_outbound_headers = False
+        for _ in range(6):
+            stream_id = peer.client.get_next_available_stream_id()
+            peer.client.send_headers(stream_id, [(b":method", b"GET")], end_stream=True)
         events = peer.exchange()
         assert [type(e) for e in events] == [ProtocolViolation]
-        assert peer.server.should_close
+        goaway = peer.goaway()
+        assert goaway is not None
+        assert goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
 
     def test_violation_resets_streams_in_flight(self) -> None:
         peer = Peer()

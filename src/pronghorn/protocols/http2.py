@@ -37,7 +37,6 @@ from pronghorn.protocols.events import (
     Body,
     BodyReceived,
     CloseWebSocket,
-    Headers,
     InboundEvent,
     InformationalResponse,
     OutboundEvent,
@@ -52,6 +51,7 @@ from pronghorn.protocols.events import (
     WebSocketMessage,
 )
 from pronghorn.protocols.http1 import DefaultHeaders
+from pronghorn.protocols.http2_headers import MalformedHeaders, check_trailers, parse_request_head
 from pronghorn.protocols.http2_hpack import ReusingDecoder, ReusingEncoder
 from pronghorn.protocols.http2_limits import FloodGuard, FrameScanner, HTTP2Limits
 from pronghorn.protocols.http2_send import H2Sender
@@ -71,13 +71,14 @@ _UPGRADE_ONLY = frozenset((b"connection", b"upgrade", b"http2-settings", b"host"
 
 
 def _h2_config() -> h2.config.H2Configuration:
-    # Inbound validation stays on (it is the RFC's request checking); outbound headers are
-    # built and checked here, so h2 need not normalise them a second time per response.
+    # Both directions are checked here rather than by h2: inbound blocks in one pass by
+    # protocols/http2_headers.py (and a malformed one is a stream error, not a connection
+    # error); outbound ones as the core builds them.
     return h2.config.H2Configuration(
         client_side=False,
         header_encoding=None,
-        validate_inbound_headers=True,
-        normalize_inbound_headers=True,
+        validate_inbound_headers=False,
+        normalize_inbound_headers=False,
         validate_outbound_headers=False,
         normalize_outbound_headers=False,
     )
@@ -271,9 +272,7 @@ class HTTP2Connection:
         elif isinstance(event, h2.events.StreamEnded):
             self._on_stream_ended(event.stream_id)
         elif isinstance(event, h2.events.TrailersReceived):
-            stream = self._streams.get(event.stream_id)
-            if stream is not None:
-                stream.trailers_in = [(bytes(n), bytes(v)) for n, v in event.headers]
+            self._on_trailers(event)
         elif isinstance(event, h2.events.WindowUpdated):
             if event.stream_id:
                 if self._sender.is_blocked(event.stream_id):
@@ -305,29 +304,20 @@ class HTTP2Connection:
             self._guard.resets += 1
             self._refuse(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        method = path = authority = protocol = None
-        scheme = "http"
-        headers: Headers = []
-        expect_continue = False
-        for name, value in event.headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = bytes(value)
-                elif name == b":path":
-                    path = bytes(value)
-                elif name == b":authority":
-                    authority = bytes(value)
-                elif name == b":scheme":
-                    scheme = value.decode("latin-1")
-                elif name == b":protocol":
-                    protocol = bytes(value).lower()
-            else:
-                if name == b"expect" and value.lower() == b"100-continue":
-                    expect_continue = True
-                headers.append((bytes(name), bytes(value)))
-        if method is None:  # h2's validation guarantees it; keep the type checker honest
+        try:
+            head = parse_request_head(event.headers)
+        except MalformedHeaders:
+            # RFC 9113 §8.1.1: a malformed request is a stream error; the connection lives on.
+            # Each one costs us a frame, so it counts against the same budget as resets.
+            self._guard.resets += 1
             self._refuse(stream_id, ErrorCodes.PROTOCOL_ERROR)
             return
+        method = head.method
+        path = head.path
+        protocol = None if head.protocol is None else head.protocol.lower()
+        headers = head.headers
+        authority = head.authority
+        scheme = "http" if head.scheme is None else head.scheme.decode("latin-1")
         limits = self._limits
         tunnel = method == b"CONNECT"
         if tunnel and (protocol != b"websocket" or not limits.enable_connect_protocol):
@@ -352,12 +342,25 @@ class HTTP2Connection:
                 headers,
                 True,
                 not ended,
-                expect_continue,
+                head.expect_continue,
                 protocol if tunnel else None,
                 authority,
                 scheme,
             )
         )
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        try:
+            trailers = check_trailers(event.headers)
+        except MalformedHeaders:
+            self._guard.resets += 1
+            self._refuse(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
+            if stream is not None:
+                self._drop_stream(stream, ErrorCodes.PROTOCOL_ERROR)
+            return
+        if stream is not None:
+            stream.trailers_in = trailers
 
     def _answer(self, stream_id: int, status: int) -> None:
         """Refuse a request with a bodiless status, without involving the app."""
@@ -428,12 +431,15 @@ class HTTP2Connection:
         if event.remote_reset:
             self._guard.resets += 1
         stream = self._streams.get(event.stream_id)
-        if stream is None:
-            return
+        if stream is not None:
+            self._drop_stream(stream, int(event.error_code or 0))
+
+    def _drop_stream(self, stream: H2Stream, error_code: int) -> None:
+        """The stream is reset: nothing more goes out, and the app hears of it."""
         stream.request_done = True
         stream.drop_output()
-        self._sender.unblock(event.stream_id)
-        self._events.append(StreamReset(event.stream_id, int(event.error_code or 0)))
+        self._sender.unblock(stream.stream_id)
+        self._events.append(StreamReset(stream.stream_id, error_code))
         self._release(stream)
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
