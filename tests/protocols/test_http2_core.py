@@ -501,6 +501,45 @@ class TestMessages:
         with pytest.raises(ValueError, match="Invalid response header"):
             peer.server.send(Body(stream_id, b"", end=True))
 
+    def test_a_repeated_head_is_checked_and_counted_every_time(self) -> None:
+        # App heads are remembered once checked (heads.remember); what each response owes
+        # (its Content-Length, a bad field's error, the overridden defaults) still holds.
+        defaults = DefaultHeaders([(b"Server", b"pronghorn")])
+        peer = Peer(server=HTTP2Connection(defaults=defaults))
+        head = [(b"Server", b"mine"), (b"content-length", b"2")]
+        for _ in range(2):
+            stream_id = peer.request()
+            peer.exchange()
+            peer.server.send(Response(stream_id, 200, head))
+            peer.server.send(Body(stream_id, b"ok", end=True))
+            peer.server.app_finished(stream_id)
+            peer.exchange()
+            headers = list(peer.of(h2.events.ResponseReceived, stream_id)[0].headers)
+            assert headers[1:] == [(b"server", b"mine"), (b"content-length", b"2")]
+            stream_id = peer.request()
+            peer.exchange()
+            peer.server.send(Response(stream_id, 200, head))
+            with pytest.raises(ResponseLengthError):
+                peer.server.send(Body(stream_id, b"toolong", end=True))
+            peer.server.app_finished(stream_id)
+            stream_id = peer.request()
+            peer.exchange()
+            peer.server.send(Response(stream_id, 200, [(b"x", b"a\nb")]))
+            with pytest.raises(ValueError, match="Invalid response header"):
+                peer.server.send(Body(stream_id, b"", end=True))
+            peer.server.app_finished(stream_id)
+            peer.exchange()
+
+    def test_unhashable_head_values_are_sent(self) -> None:
+        peer = Peer()
+        stream_id = peer.request()
+        peer.exchange()
+        peer.server.send(Response(stream_id, 200, [(b"x-list", bytearray(b"v"))]))  # type: ignore[list-item]
+        peer.server.send(Body(stream_id, b"", end=True))
+        peer.exchange()
+        headers = list(peer.of(h2.events.ResponseReceived, stream_id)[0].headers)
+        assert (b"x-list", b"v") in headers
+
     def test_head_response_has_no_body(self) -> None:
         peer = Peer()
         stream_id = peer.request(method=b"HEAD")

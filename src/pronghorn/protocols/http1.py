@@ -41,6 +41,9 @@ from pronghorn.protocols.events import (
     Trailers,
     has_bad_byte,
 )
+from pronghorn.protocols.heads import HEAD_CACHE_SIZE, HeadKey, remember
+
+__all__ = ["HEAD_CACHE_SIZE", "DefaultHeaders", "HTTP1Connection", "HTTP1Limits"]
 
 STREAM_ID = 1
 
@@ -73,10 +76,6 @@ _VALID_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\x00]*\r\n)*
 def _backlog_cost(event: InboundEvent) -> int:
     """What a pipelined event counts against ``max_backlog``: its body bytes, or a flat 256."""
     return len(event.data) if type(event) is BodyReceived else 256
-
-
-#: Distinct app header lists remembered (see ``DefaultHeaders.head_info``).
-HEAD_CACHE_SIZE = 256
 
 
 class _HeadInfo:
@@ -127,10 +126,10 @@ class DefaultHeaders:
     """Headers every response carries unless the app sets its own (Server, Date, ``--header``).
 
     A shared, mutable holder: the I/O shell refreshes the Date once a second for every
-    connection at once; the cores only read ``h1_block`` and ``pairs``.
+    connection at once; the cores only read ``h1_block``, ``pairs`` and ``h2_pairs``.
     """
 
-    __slots__ = ("_static", "date", "h1_block", "heads", "names", "pairs", "special")
+    __slots__ = ("_static", "date", "h1_block", "h2_pairs", "heads", "names", "pairs", "special")
 
     def __init__(self, static: Headers) -> None:
         self._static = list(static)
@@ -139,9 +138,10 @@ class DefaultHeaders:
         self.date: bytes | None = None
         self.pairs: Headers = []
         self.h1_block = b""
+        self.h2_pairs: Headers = []
         #: App header lists already validated and encoded, shared by every connection: most
         #: apps send the same few lists again and again (see ``_HeadInfo``).
-        self.heads: dict[tuple[tuple[bytes, bytes], ...], _HeadInfo] = {}
+        self.heads: dict[HeadKey, _HeadInfo] = {}
         self._rebuild()
 
     def set_date(self, value: bytes | None) -> None:
@@ -155,18 +155,10 @@ class DefaultHeaders:
     def head_info(self, headers: Headers) -> _HeadInfo:
         """The encoded, validated form of an app's response header list (ValueError if any
         name or value is invalid); cached while the cache is small."""
-        try:
-            key = tuple(headers)
-            info = self.heads.get(key)
-        except TypeError:  # not hashable (lists, bytearrays): encode it every time
-            return _HeadInfo(headers, self.special)
-        if info is None:
-            info = _HeadInfo(headers, self.special)
-            heads = self.heads
-            if len(heads) >= HEAD_CACHE_SIZE:
-                heads.clear()  # apps that vary their headers per request: start over
-            heads[key] = info
-        return info
+        return remember(self.heads, headers, self._head_info)
+
+    def _head_info(self, headers: Headers) -> _HeadInfo:
+        return _HeadInfo(headers, self.special)
 
     def _rebuild(self) -> None:
         pairs = list(self._static)
@@ -174,6 +166,8 @@ class DefaultHeaders:
             pairs.append((b"date", self.date))
         self.pairs = pairs
         self.h1_block = b"".join(b"%s: %s\r\n" % pair for pair in pairs)
+        #: HTTP/2 field names are lower case (RFC 9113 §8.2.1).
+        self.h2_pairs = [(name.lower(), value) for name, value in pairs]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,15 +28,38 @@ from pronghorn.protocols.events import (
     WindowOpened,
     has_bad_byte,
 )
+from pronghorn.protocols.heads import HeadKey, remember
 from pronghorn.protocols.http1 import DefaultHeaders
 from pronghorn.protocols.http2_stream import (
-    CONNECTION_SPECIFIC,
     STATUS_CODES,
     H2Stream,
     Send,
     clean_fields,
     require,
 )
+
+
+class _AppHead:
+    """An app's response header list as HTTP/2 sends it, checked once (``heads.remember``):
+    lower-case names, hop-by-hop fields dropped."""
+
+    __slots__ = ("content_length", "fields", "names")
+
+    def __init__(self, headers: Headers) -> None:
+        self.fields = clean_fields(headers, "response header")
+        #: What the app sets itself: a default (Server, Date, ``--header``) of the same name
+        #: is left out.
+        self.names = frozenset(name for name, _ in self.fields)
+        self.content_length: int | None = None
+        for name, value in self.fields:
+            if name == b"content-length":
+                try:
+                    self.content_length = int(value)
+                except ValueError:
+                    raise ValueError(f"Invalid content-length {value!r}") from None
+
+
+_APP_HEADS: dict[HeadKey, _AppHead] = {}
 
 
 class H2Sender:
@@ -90,32 +113,15 @@ class H2Sender:
         if event is None:
             raise LocalProtocolError("no response head to write")
         stream.head = None
-        defaults = self._defaults
-        default_names = defaults.names
-        overridden: set[bytes] | None = None
-        app: Headers = []
-        for name, value in event.headers:
-            lowered = name.lower()
-            if lowered in CONNECTION_SPECIFIC:
-                continue
-            if not lowered or lowered[0] == 58 or has_bad_byte(lowered) or has_bad_byte(value):
-                raise ValueError(f"Invalid response header {name!r}: {value!r}")
-            if lowered in default_names:
-                if overridden is None:
-                    overridden = set()
-                overridden.add(lowered)
-            elif lowered == b"content-length" and not stream.no_body:
-                try:
-                    stream.remaining = int(value)
-                except ValueError:
-                    raise ValueError(f"Invalid content-length {value!r}") from None
-            app.append((lowered, value))
+        app = remember(_APP_HEADS, event.headers, _AppHead)
+        if app.content_length is not None and not stream.no_body:
+            stream.remaining = app.content_length
         headers: Headers = [(b":status", STATUS_CODES.get(event.status) or b"%d" % event.status)]
-        for name, value in defaults.pairs:
-            lowered = name.lower()
-            if overridden is None or lowered not in overridden:
-                headers.append((lowered, value))
-        headers += app
+        names = app.names
+        for pair in self._defaults.h2_pairs:
+            if pair[0] not in names:
+                headers.append(pair)
+        headers += app.fields
         self._h2.send_headers(stream.stream_id, headers, end_stream=end_stream)
         stream.sending = Send.ENDED if end_stream else Send.BODY
 

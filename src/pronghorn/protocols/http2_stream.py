@@ -108,7 +108,9 @@ def clean_fields(headers: Headers, what: str) -> Headers:
     """Lower-case names and drop hop-by-hop fields; raise on a field no peer could accept."""
     cleaned: Headers = []
     for name, value in headers:
-        lowered = name.lower()
+        lowered = bytes(name).lower()
+        if type(value) is not bytes:
+            value = bytes(value)  # a bytearray from the app: h2 takes only bytes
         if lowered in CONNECTION_SPECIFIC:
             continue
         if not lowered or lowered[0] == 58 or has_bad_byte(lowered) or has_bad_byte(value):
