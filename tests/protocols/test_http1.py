@@ -22,6 +22,8 @@ from pronghorn.protocols.events import (
 )
 from pronghorn.protocols.http1 import (
     HEAD_CACHE_SIZE,
+    IDLE_PARSERS_MAX,
+    PARSER_POOL,
     DefaultHeaders,
     HTTP1Connection,
     HTTP1Limits,
@@ -557,6 +559,29 @@ def held(c: HTTP1Connection) -> int:
 
 class TestParserPool:
     """A connection at rest gives its parser back; whatever arrives next parses the same."""
+
+    def test_the_pool_holds_every_busy_connections_parser_and_trims_unused_ones(self) -> None:
+        PARSER_POOL.idle.clear()
+        PARSER_POOL.trim()
+        conns = [conn() for _ in range(300)]  # more than were ever pooled before (256)
+        for c in conns:
+            served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            respond(c)
+            c.rest()
+        pooled = {id(slot) for slot in PARSER_POOL.idle}
+        assert len(pooled) == 300
+        for c in conns:
+            served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            respond(c)
+        # Every request took a pooled parser: none was built.
+        assert {id(c._slot) for c in conns} == pooled
+        for c in conns[:100]:
+            c.rest()
+        assert PARSER_POOL.trim() == 0  # the pool ran dry since the last trim: all were needed
+        assert PARSER_POOL.trim() == 100  # a whole interval unused: freed
+        assert PARSER_POOL.idle == []
+        assert IDLE_PARSERS_MAX >= 1000
 
     def test_an_answered_connection_gives_its_parser_back(self) -> None:
         c = conn()

@@ -1,4 +1,5 @@
-"""The once-a-second heartbeat: the cached Date header and every connection's deadline.
+"""The once-a-second heartbeat: the cached Date header, every connection's deadline, and the
+trimming of the HTTP/1.1 parser pool.
 
 One periodic callback replaces a timer per connection: a request only stores a float
 (``deadline``), and the tick closes what is overdue. Resolution is a tick, which is plenty for
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from email.utils import formatdate
 from typing import Protocol
 
-from pronghorn.protocols.http1 import DefaultHeaders
+from pronghorn.protocols.http1 import PARSER_POOL, DefaultHeaders
 
 
 class HasDeadline(Protocol):
@@ -62,4 +63,5 @@ class Clock:
         overdue = [c for c in self._connections if 0.0 < c.deadline <= now]
         for connection in overdue:
             connection.on_deadline(now)
+        PARSER_POOL.trim()
         self._handle = self._loop.call_later(self._interval, self._tick)
