@@ -897,7 +897,6 @@ class _ParserPool:
                 self.low_water = len(idle)
             slot.conn = conn
             return slot
-        self.low_water = 0
         return _ParserSlot(conn)
 
     def give(self, slot: _ParserSlot) -> None:

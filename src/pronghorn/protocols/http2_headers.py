@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable
 
 from pronghorn.protocols.events import Headers
+from pronghorn.protocols.http2_stream import CONNECTION_SPECIFIC
 
 __all__ = ["MalformedHeaders", "RequestHead", "check_trailers", "parse_request_head"]
 
@@ -83,11 +84,7 @@ _COOKIE = 3
 _HOST = 4
 _EXPECT = 5
 _SPECIAL_NAMES = {
-    b"connection": _CONNECTION_SPECIFIC,
-    b"keep-alive": _CONNECTION_SPECIFIC,
-    b"proxy-connection": _CONNECTION_SPECIFIC,
-    b"transfer-encoding": _CONNECTION_SPECIFIC,
-    b"upgrade": _CONNECTION_SPECIFIC,
+    **dict.fromkeys(CONNECTION_SPECIFIC, _CONNECTION_SPECIFIC),
     b"te": _TE,
     b"cookie": _COOKIE,
     b"host": _HOST,
