@@ -154,9 +154,14 @@ async def _drive_connections(loop: asyncio.AbstractEventLoop, iterations: int) -
         protocol.connection_made(transport)  # type: ignore[arg-type]
         pairs.append((protocol, transport))
     rounds = max(iterations // CONNECTIONS, 1)
-    for _ in range(rounds):
+
+    def feed() -> None:
         for protocol, _transport in pairs:
             protocol.data_received(REQUEST)
+
+    for _ in range(rounds):
+        # From a loop callback, as a socket's bytes arrive: no task is current then.
+        loop.call_soon(feed)
         # The app may finish inside data_received (eager start) or in the next turns; the
         # batched flush runs at the end of a turn. Turn until every connection has written.
         target = pairs[-1][1].writes + 1
