@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -229,3 +230,50 @@ class TestReceive:
         assert not cycle.take_continue()
         cycle, _ = make(has_body=False, expect_continue=True)
         assert not cycle.take_continue()
+
+
+class TestDirectCore:
+    """A core taking heads and bodies by direct calls (HTTP/1.1) instead of events."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        def send_response(self, stream_id: int, status: int, headers: Any, trailers: bool) -> None:
+            self.calls.append(("response", stream_id, status, headers, trailers))
+
+        def send_body(self, stream_id: int, data: bytes, end: bool) -> None:
+            self.calls.append(("body", stream_id, data, end))
+
+    def test_response_and_body_go_to_the_direct_core(self) -> None:
+        direct = self.Recorder()
+        cycle, events = make(direct=direct)
+        cycle.send({"type": "http.response.start", "status": 201, "headers": [(b"a", b"b")]})
+        cycle.send({"type": "http.response.body", "body": b"x", "more_body": True})
+        cycle.send({"type": "http.response.body", "body": bytearray(b"y")})  # the slow path
+        assert direct.calls == [
+            ("response", 1, 201, [(b"a", b"b")], False),
+            ("body", 1, b"x", False),
+            ("body", 1, b"y", True),
+        ]
+        assert events == []
+        assert cycle.send_state is SendState.DONE
+
+    def test_other_events_still_go_to_emit(self) -> None:
+        direct = self.Recorder()
+        cycle, events = make(direct=direct)
+        cycle.app_finished(failed=True)
+        assert [type(event) for event in events] == [Response, Body]
+        assert direct.calls == []
+
+
+def test_a_cycle_refers_to_nothing_that_refers_back() -> None:
+    # A cycle per request would leave every finished request to the garbage collector
+    # (the HTTP/2 path once stored bound methods of itself).
+    cycle, _events = make()
+    assert sys.getrefcount(cycle) == 2  # the local name and getrefcount's argument
+    cycle.body_received(b"x")
+    cycle.send({"type": "http.response.start", "status": 200, "trailers": True})
+    cycle.send({"type": "http.response.body", "body": b"x"})
+    cycle.send({"type": "http.response.trailers", "headers": [(b"a", b"b")]})
+    assert sys.getrefcount(cycle) == 2

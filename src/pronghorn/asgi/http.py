@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from pronghorn.asgi.headers import app_headers
 from pronghorn.errors import AppProtocolError
@@ -53,6 +53,18 @@ _TRANSITIONS: dict[tuple[SendState, str], str] = {
     (SendState.TRAILERS, "http.response.trailers"): "_on_trailers",
 }
 
+
+class DirectCore(Protocol):
+    """A core that takes the two messages of every response by direct calls, without an event
+    object each (HTTP/1.1 does)."""
+
+    def send_response(
+        self, stream_id: int, status: int, headers: Headers, trailers: bool
+    ) -> None: ...
+
+    def send_body(self, stream_id: int, data: bytes, end: bool) -> None: ...
+
+
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
 
@@ -61,9 +73,8 @@ class HTTPCycle:
     __slots__ = (
         "_body",
         "_continue_due",
+        "_direct",
         "_emit",
-        "_emit_body",
-        "_emit_response",
         "_end_delivered",
         "_input_ended",
         "_request_done",
@@ -86,19 +97,18 @@ class HTTPCycle:
         has_body: bool,
         expect_continue: bool = False,
         supports_push: bool = False,
-        emit_response: Callable[[int, int, Headers, bool], None] | None = None,
-        emit_body: Callable[[int, bytes, bool], None] | None = None,
+        direct: DirectCore | None = None,
     ) -> None:
         self.stream_id = stream_id
         self._emit = emit
-        # A core may take the two messages of every response without an event object each
-        # (HTTP/1.1 does); any other core gets Response and Body events through ``emit``.
-        self._emit_response = emit_response or self._response_event
-        self._emit_body = emit_body or self._body_event
+        #: Takes response heads and bodies by direct calls; without one, ``emit`` gets
+        #: Response and Body events.
+        self._direct = direct
         self.send_state = SendState.START
         self._trailers_expected = False
-        self._trailers_buffer: Headers = []
-        self._body: list[bytes] = []
+        # Made on first use: most requests have no body to buffer and no trailers to send.
+        self._trailers_buffer: Headers | None = None
+        self._body: list[bytes] | None = None
         self.buffered = 0
         self._end_delivered = False
         self._input_ended = False
@@ -110,17 +120,26 @@ class HTTPCycle:
         self.status = 0
         self.bytes_sent = 0
 
-    def _response_event(
-        self, stream_id: int, status: int, headers: Headers, trailers: bool
-    ) -> None:
-        self._emit(Response(stream_id, status, headers, trailers))
+    def _emit_response(self, status: int, headers: Headers, trailers: bool) -> None:
+        direct = self._direct
+        if direct is not None:
+            direct.send_response(self.stream_id, status, headers, trailers)
+        else:
+            self._emit(Response(self.stream_id, status, headers, trailers))
 
-    def _body_event(self, stream_id: int, data: bytes, end: bool) -> None:
-        self._emit(Body(stream_id, data, end))
+    def _emit_body(self, data: bytes, end: bool) -> None:
+        direct = self._direct
+        if direct is not None:
+            direct.send_body(self.stream_id, data, end)
+        else:
+            self._emit(Body(self.stream_id, data, end))
 
     # ------------------------------------------------------------------ receive side
     def body_received(self, data: bytes) -> None:
-        self._body.append(data)
+        if self._body is None:
+            self._body = [data]
+        else:
+            self._body.append(data)
         self.buffered += len(data)
 
     def request_ended(self) -> None:
@@ -152,7 +171,7 @@ class HTTPCycle:
         body = self._body
         if body:
             data = body[0] if len(body) == 1 else b"".join(body)
-            self._body = []
+            self._body = None
             self.buffered = 0
             done = self._request_done
             self._end_delivered = done
@@ -193,10 +212,13 @@ class HTTPCycle:
                 self._on_body(message)
                 return None
             self.bytes_sent += len(body)
-            if message.get("more_body", False):
-                self._emit_body(self.stream_id, body, False)
+            end = not message.get("more_body", False)
+            direct = self._direct
+            if direct is not None:  # (_emit_body, inlined: this runs for every body message)
+                direct.send_body(self.stream_id, body, end)
             else:
-                self._emit_body(self.stream_id, body, True)
+                self._emit(Body(self.stream_id, body, end))
+            if end:
                 self.send_state = SendState.DONE
             return None
         if kind == "http.response.start" and state is SendState.START:
@@ -225,7 +247,7 @@ class HTTPCycle:
         self.status = status
         # Emit before changing state: if the core refuses the message, the cycle still knows
         # the response did not go out (and the app's exit answers 500 or resets).
-        self._emit_response(self.stream_id, status, headers, trailers)
+        self._emit_response(status, headers, trailers)
         self.send_state = SendState.BODY
 
     def _on_body(self, message: AppMessage) -> None:
@@ -237,14 +259,14 @@ class HTTPCycle:
         self.bytes_sent += len(body)
         more = message.get("more_body", False)
         if more:
-            self._emit_body(self.stream_id, body, False)
+            self._emit_body(body, False)
             return
         if self._trailers_expected:
             if body:
-                self._emit_body(self.stream_id, body, False)
+                self._emit_body(body, False)
             self.send_state = SendState.TRAILERS
             return
-        self._emit_body(self.stream_id, body, True)
+        self._emit_body(body, True)
         self.send_state = SendState.DONE
 
     def _on_pathsend(self, message: AppMessage) -> str:
@@ -266,6 +288,8 @@ class HTTPCycle:
     def _on_trailers(self, message: AppMessage) -> None:
         headers = app_headers(message.get("headers"), "http.response.trailers headers")
         # Trailers may come in parts; HTTP/1.1 and HTTP/2 both need them in one block.
+        if self._trailers_buffer is None:
+            self._trailers_buffer = []
         self._trailers_buffer.extend(headers)
         if message.get("more_trailers", False):
             return

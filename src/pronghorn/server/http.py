@@ -59,8 +59,7 @@ class HTTPExchange:
                 core.send,
                 has_body=request.has_body,
                 expect_continue=request.expect_continue,
-                emit_response=core.send_response,
-                emit_body=core.send_body,
+                direct=core,
             )
         else:
             self.cycle = HTTPCycle(
