@@ -688,8 +688,9 @@ class HTTP1Connection:
         out = self._out
         if not out:
             return b""
-        self._out = []
-        return out[0] if len(out) == 1 else b"".join(out)
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()  # (kept: a fresh list per response is one more object for the collector)
+        return data
 
     def statistics(self) -> dict[str, int]:
         return {
