@@ -347,9 +347,11 @@ class ConnectionProtocol(asyncio.Protocol):
             self._resume_reading()
         # A pipelined request may already be parsed and waiting: serve it now, or, when this
         # response completed inside the dispatch loop (an eager app), let that loop do it.
+        if pipelined is False:
+            return  # (HTTP/1.1 knows nothing waits: no need to ask the core again)
         if self._dispatching:
             self._repoll = True
-        elif pipelined is not False:
+        else:
             self._process_events()
 
     def schedule_flush(self) -> None:

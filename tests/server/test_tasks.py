@@ -1,0 +1,141 @@
+"""start_task: an app's first step runs at once, as a real Task, on every supported Python.
+
+Run on uvloop and on the stdlib loop; each case starts tasks from a plain loop callback, as
+``data_received`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+
+from pronghorn.server.tasks import EAGER, start_task
+
+uvloop = pytest.importorskip("uvloop")
+
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="outer")
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    made = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
+    yield made
+    made.close()
+
+
+def in_callback(loop: asyncio.AbstractEventLoop, body: Callable[[], Any]) -> Any:
+    """Run ``body`` from a loop callback (no task current), then let the loop settle."""
+    result: list[Any] = []
+
+    def callback() -> None:
+        result.append(body())
+
+    loop.call_soon(callback)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    return result[0]
+
+
+def test_a_handler_that_never_suspends_is_done_on_return(loop: asyncio.AbstractEventLoop) -> None:
+    seen: list[object] = []
+
+    async def app() -> None:
+        seen.append(asyncio.current_task())
+
+    task = in_callback(loop, lambda: (start_task(loop, app()), list(seen)))
+    started, seen_at_return = task
+    assert started.done()
+    assert started.exception() is None
+    # It ran before start_task returned, as the task itself.
+    assert seen_at_return == [started]
+    assert "call_soon" not in getattr(loop, "__dict__", {})  # the loop's own method again
+
+
+def test_a_suspending_handler_continues_in_its_task(loop: asyncio.AbstractEventLoop) -> None:
+    steps: list[str] = []
+
+    async def app() -> None:
+        VAR.set("inner")
+        steps.append("first")
+        await asyncio.sleep(0.001)
+        steps.append(f"second {VAR.get()}")
+
+    def body() -> tuple[asyncio.Task[None], list[str]]:
+        return start_task(loop, app()), list(steps)
+
+    task, at_return = in_callback(loop, body)
+    assert at_return == ["first"]
+    assert task.done()
+    assert steps == ["first", "second inner"]
+    assert VAR.get() == "outer"  # the task ran in its own context
+
+
+def test_an_exception_in_the_first_step_is_the_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    async def app() -> None:
+        raise ValueError("boom")
+
+    task = in_callback(loop, lambda: start_task(loop, app()))
+    assert task.done()
+    assert isinstance(task.exception(), ValueError)
+
+
+def test_cancelling_after_the_first_step_reaches_the_app(loop: asyncio.AbstractEventLoop) -> None:
+    outcome: list[str] = []
+
+    async def app() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    def body() -> asyncio.Task[None]:
+        task = start_task(loop, app())
+        task.cancel()
+        return task
+
+    task = in_callback(loop, body)
+    assert task.cancelled()
+    assert outcome == ["cancelled"]
+
+
+def test_started_from_inside_a_task_still_runs(loop: asyncio.AbstractEventLoop) -> None:
+    # A pipelined request is started by its predecessor's task finishing; on 3.11 its first
+    # step waits for the loop (a task's step cannot be interrupted), on 3.12+ it is eager.
+    ran: list[str] = []
+
+    async def app() -> None:
+        ran.append("app")
+
+    async def predecessor() -> tuple[asyncio.Task[None], list[str]]:
+        return start_task(loop, app()), list(ran)
+
+    task, at_return = loop.run_until_complete(predecessor())
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert task.done()
+    assert ran == ["app"]
+    assert at_return == (["app"] if EAGER else [])
+
+
+def test_a_task_factory_is_respected(loop: asyncio.AbstractEventLoop) -> None:
+    made: list[Coroutine[Any, Any, Any]] = []
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        if getattr(coro, "__name__", "") == "app":
+            made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
+
+    async def app() -> None:
+        pass
+
+    task = in_callback(loop, lambda: start_task(loop, app()))
+    assert task.done()
+    # 3.12's eager start builds its Task itself; 3.11 leaves the factory to create it.
+    assert len(made) == (0 if EAGER else 1)
