@@ -1,7 +1,9 @@
-"""start_task: an app's first step runs at once, as a real Task, on every supported Python.
+"""start_task: an app's first step runs as a real Task, at once where that pays.
 
 Run on uvloop and on the stdlib loop; each case starts tasks from a plain loop callback, as
-``data_received`` does.
+``data_received`` does. On 3.11 the first ``DEFERRED_PER_TURN`` starts of a loop turn leave
+their first step to the loop and the rest run at once; the eager cases start that many
+fillers first (``past_quota``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pronghorn.server.tasks import EAGER, start_task
+from pronghorn.server.tasks import DEFERRED_PER_TURN, EAGER, start_task
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -27,11 +29,23 @@ def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
     made.close()
 
 
-def in_callback(loop: asyncio.AbstractEventLoop, body: Callable[[], Any]) -> Any:
-    """Run ``body`` from a loop callback (no task current), then let the loop settle."""
+async def filler() -> None:
+    pass
+
+
+def in_callback(
+    loop: asyncio.AbstractEventLoop, body: Callable[[], Any], *, past_quota: bool = True
+) -> Any:
+    """Run ``body`` from a loop callback (no task current), then let the loop settle.
+
+    ``past_quota``: first use up the turn's deferred starts, so ``body``'s starts are eager.
+    """
     result: list[Any] = []
 
     def callback() -> None:
+        if past_quota and not EAGER:
+            for _ in range(DEFERRED_PER_TURN):
+                start_task(loop, filler())
         result.append(body())
 
     loop.call_soon(callback)
@@ -139,3 +153,35 @@ def test_a_task_factory_is_respected(loop: asyncio.AbstractEventLoop) -> None:
     assert task.done()
     # 3.12's eager start builds its Task itself; 3.11 leaves the factory to create it.
     assert len(made) == (0 if EAGER else 1)
+
+
+def test_the_first_starts_of_a_turn_wait_for_the_loop_on_311(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    def start_many() -> list[bool]:
+        tasks = [start_task(loop, filler()) for _ in range(DEFERRED_PER_TURN + 2)]
+        return [task.done() for task in tasks]
+
+    done_at_return = in_callback(loop, start_many, past_quota=False)
+    if EAGER:
+        assert all(done_at_return)
+    else:
+        assert done_at_return == [False] * DEFERRED_PER_TURN + [True, True]
+    # The count starts again on the next turn.
+    done_at_return = in_callback(loop, start_many, past_quota=False)
+    assert done_at_return[0] is EAGER
+    assert done_at_return[-1] is True
+
+
+def test_deferred_first_steps_all_run(loop: asyncio.AbstractEventLoop) -> None:
+    ran: list[int] = []
+
+    async def app(number: int) -> None:
+        ran.append(number)
+
+    def start_some() -> list[asyncio.Task[None]]:
+        return [start_task(loop, app(number)) for number in range(10)]
+
+    tasks = in_callback(loop, start_some, past_quota=False)
+    assert all(task.done() for task in tasks)
+    assert ran == list(range(10))  # in the order they were started

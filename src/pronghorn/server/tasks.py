@@ -1,16 +1,22 @@
-"""Starting app coroutines as tasks, eagerly.
+"""Starting app coroutines as tasks, eagerly where that pays.
 
-A task's first step runs inside the caller (here, inside ``data_received``), so a handler that
-never suspends is answered before the caller returns, without waiting for a loop iteration. A
-real Task is still created, because apps rely on ``asyncio.current_task()`` (``asyncio.timeout``,
-anyio cancel scopes); driving the bare coroutine would break them.
+A task's first step can run inside the caller (here, inside ``data_received``), so a handler
+that never suspends is answered before the caller returns, without waiting for a loop
+iteration. A real Task is still created, because apps rely on ``asyncio.current_task()``
+(``asyncio.timeout``, anyio cancel scopes); driving the bare coroutine would break them.
 
-Python 3.12+ does this itself (``eager_start``). On 3.11 a new Task asks its loop to
-``call_soon`` its first step. For that one call the loop's ``call_soon`` is shadowed by an
-instance attribute that runs the step at once, in the task's context, through the Task's own
-step code: so ``current_task()``, exceptions and cancellation behave exactly as when the loop
-runs it. Without this, a loop iteration that read from N connections held N requests' objects
-(task, coroutine, scope, exchange) before running any of them.
+Python 3.12+ does this itself (``eager_start``), and it is the cheaper way there.
+
+On 3.11 a new Task asks its loop to ``call_soon`` its first step. Letting the loop run those
+steps on its next turn, all together, is cheaper per request (about 1.5 us in the connection
+micro benchmark, on one or 64 connections per turn: no stand-in call, and each phase's code
+stays hot) as long as few wait. When a turn reads from many connections (hundreds at 1000
+connections) the waiting requests' objects (task, coroutine, scope, exchange) pile up, leave
+the CPU cache and fill the collector's youngest generation within the turn. So each turn defers
+the first ``DEFERRED_PER_TURN`` starts and runs the rest eagerly: for those, the loop's
+``call_soon`` is shadowed by an instance attribute that runs the step at once, in the task's
+context, through the Task's own step code, so ``current_task()``, exceptions and cancellation
+behave exactly as when the loop runs it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ _CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = getattr(
 )
 #: Where a loop keeps its stand-in ``call_soon`` (in its own attributes: one per loop).
 _RUN_NOW = "_pronghorn_run_first_step"
+_QUOTA = "_pronghorn_turn_quota"
+#: First steps one loop turn leaves to the loop on 3.11 before starting the rest eagerly. At 64
+#: connections a turn starts 25-50 requests; at 1000 connections, 165 on average.
+DEFERRED_PER_TURN = 64
 
 
 def start_task(
@@ -42,6 +52,16 @@ def start_task(
         # cannot vouch for: the loop runs the first step on its next turn.
         return loop.create_task(coro)
     attributes = loop.__dict__
+    quota = attributes.get(_QUOTA)
+    if quota is None:
+        quota = attributes[_QUOTA] = _TurnQuota()
+    deferred = quota.deferred
+    if deferred < DEFERRED_PER_TURN:
+        if deferred == 0:
+            # Queued behind this first deferred step: the count starts again next turn.
+            loop.call_soon(quota.reset)
+        quota.deferred = deferred + 1
+        return loop.create_task(coro)
     run_now = attributes.get(_RUN_NOW)
     if run_now is None:
         run_now = attributes[_RUN_NOW] = _first_step_runner(attributes)
@@ -50,6 +70,18 @@ def start_task(
         return loop.create_task(coro)
     finally:
         attributes.pop("call_soon", None)
+
+
+class _TurnQuota:
+    """How many first steps this loop turn left to the loop (Python 3.11)."""
+
+    __slots__ = ("deferred",)
+
+    def __init__(self) -> None:
+        self.deferred = 0
+
+    def reset(self) -> None:
+        self.deferred = 0
 
 
 def _first_step_runner(
