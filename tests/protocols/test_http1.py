@@ -21,6 +21,7 @@ from pronghorn.protocols.events import (
     Trailers,
 )
 from pronghorn.protocols.http1 import (
+    COPY_LIMIT,
     HEAD_CACHE_SIZE,
     IDLE_PARSERS_MAX,
     PARSER_POOL,
@@ -379,6 +380,51 @@ class TestResponses:
         out = c.data_to_send()
         assert b"transfer-encoding: chunked\r\n" in out
         assert out.endswith(b"\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n")
+
+    def test_small_output_is_taken_as_one_bytes_object(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.send(Response(1, 200, []))
+        c.send(Body(1, b"hello", True))
+        out = c.take_output()
+        assert type(out) is bytes
+        assert out.endswith(b"content-length: 5\r\n\r\nhello")
+        assert c.take_output() == b""
+
+    def test_large_output_is_taken_as_its_parts_uncopied(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        body = b"x" * COPY_LIMIT
+        c.send(Response(1, 200, [(b"content-length", str(COPY_LIMIT).encode())]))
+        c.send(Body(1, body, True))
+        parts = c.take_output()
+        assert isinstance(parts, list)
+        assert parts[-1] is body  # the app's bytes object itself, not a copy
+        assert b"".join(parts).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert c.take_output() == b""
+        assert c.data_to_send() == b""
+
+    def test_large_chunks_are_framed_around_not_copied(self) -> None:
+        c = conn()
+        served(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        big = b"y" * (COPY_LIMIT + 1)
+        c.send(Response(1, 200, []))
+        c.send(Body(1, b"ab", False))
+        c.send(Body(1, big, False))
+        c.send(Body(1, b"", True))
+        parts = c.take_output()
+        assert isinstance(parts, list)
+        assert any(part is big for part in parts)
+        joined = b"".join(parts)
+        assert joined.endswith(b"\r\n\r\n2\r\nab\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(big), big))
+        # data_to_send() frames the same bytes, joined.
+        c2 = conn()
+        served(c2, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c2.send(Response(1, 200, []))
+        c2.send(Body(1, b"ab", False))
+        c2.send(Body(1, big, False))
+        c2.send(Body(1, b"", True))
+        assert c2.data_to_send() == joined
 
     def test_http10_streamed_body_is_close_delimited(self) -> None:
         c = conn()

@@ -375,10 +375,18 @@ class ConnectionProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        data = self.core.data_to_send()
-        if data:
-            transport.write(data)
-        if self.core.should_close:
+        core = self.core
+        if type(core) is HTTP1Connection:
+            output = core.take_output()
+            if isinstance(output, list):
+                transport.writelines(output)
+            elif output:
+                transport.write(output)
+        else:
+            data = core.data_to_send()
+            if data:
+                transport.write(data)
+        if core.should_close:
             self.closed = True
             self._close_lingering(transport)
 
