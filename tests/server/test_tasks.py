@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from pronghorn.server.tasks import DEFERRED_PER_TURN, EAGER, start_task
+from pronghorn.server.state import FlushScheduler
+from pronghorn.server.tasks import DEFERRED_PER_TURN, EAGER, start_task, turn_quota
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -185,3 +186,24 @@ def test_deferred_first_steps_all_run(loop: asyncio.AbstractEventLoop) -> None:
     tasks = in_callback(loop, start_some, past_quota=False)
     assert all(task.done() for task in tasks)
     assert ran == list(range(10))  # in the order they were started
+
+
+def test_deferred_first_steps_know_how_many_run_together(loop: asyncio.AbstractEventLoop) -> None:
+    # An answer completed among others waits to be written with them (ConnectionProtocol);
+    # a lone one is written at once.
+    seen: list[int] = []
+
+    async def app() -> None:
+        seen.append(turn_quota(loop).batch)
+
+    in_callback(loop, lambda: [start_task(loop, app()) for _ in range(5)], past_quota=False)
+    in_callback(loop, lambda: start_task(loop, app()), past_quota=False)
+    assert seen == ([0] * 6 if EAGER else [5] * 5 + [1])
+
+
+def test_the_flush_callback_ends_the_batch(loop: asyncio.AbstractEventLoop) -> None:
+    flusher = FlushScheduler(loop)
+    assert flusher.turn is turn_quota(loop)
+    flusher.turn.batch = 7
+    flusher.run()
+    assert flusher.turn.batch == 0

