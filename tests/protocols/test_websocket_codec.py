@@ -423,13 +423,18 @@ def summary(events: list[object]) -> list[tuple[str, object]]:
     return out
 
 
-def run_codec(chunks: list[bytes], *, direct: bool) -> tuple[list[tuple[str, object]], bytes]:
+def run_codec(
+    chunks: list[bytes], *, direct: bool, eof: bool = False
+) -> tuple[list[tuple[str, object]], bytes]:
     codec = WebSocketCodec(1, max_size=70000)
     if not direct:
         codec._direct = False  # the frame layer alone: the reference behaviour
     events: list[object] = []
     for chunk in chunks:
         events += feed(codec, chunk)
+    if eof:
+        codec.receive_eof()
+        events += list(codec.next_events())
     return summary(events), codec.data_to_send()
 
 
@@ -447,6 +452,8 @@ _FRAMES = st.one_of(
     st.just(frame(BINARY, b"u", masked=False)),  # unmasked: 1002
     st.just(frame(BINARY, length=70001)),  # over the limit (the head alone): 1009
     st.just(frame(BINARY, b"o" * 70001)),  # over the limit, all of it here: 1009
+    st.just(frame(TEXT, "\u00e9t\u00e9 ".encode() * 13000)),  # large text (65000+ bytes)
+    st.just(frame(TEXT, b"v" * 65536 + b"\xff")),  # large, invalid UTF-8 at its end: 1007
     st.just(frame(CLOSE, close_payload(1000))),
 )
 
@@ -455,14 +462,47 @@ class TestDirectPath:
     """Whole data frames skip the frame layer; nothing else may change."""
 
     @settings(max_examples=500, deadline=None)
-    @given(frames=st.lists(_FRAMES, max_size=8), cuts=st.lists(st.floats(0, 1)))
+    @given(
+        frames=st.lists(_FRAMES, max_size=8),
+        cuts=st.lists(st.floats(0, 1)),
+        eof=st.booleans(),
+    )
     def test_same_events_and_bytes_as_the_frame_layer_alone(
-        self, frames: list[bytes], cuts: list[float]
+        self, frames: list[bytes], cuts: list[float], eof: bool
     ) -> None:
         stream = b"".join(frames)
         points = sorted({0, len(stream), *(int(c * len(stream)) for c in cuts)})
         chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
-        assert run_codec(chunks, direct=True) == run_codec(chunks, direct=False)
+        expected = run_codec(chunks, direct=False, eof=eof)
+        assert run_codec(chunks, direct=True, eof=eof) == expected
+
+    def test_a_large_frame_over_several_reads_then_the_next(self) -> None:
+        big = bytes(range(256)) * 1024  # 256 KiB, arriving in three reads
+        stream = frame(BINARY, big) + frame(TEXT, b"next")
+        third = len(stream) // 3
+        chunks = [stream[:third], stream[third : 2 * third], stream[2 * third :]]
+        codec = WebSocketCodec(1, max_size=1 << 20)
+        assert feed(codec, chunks[0]) == []
+        assert feed(codec, chunks[1]) == []
+        assert summary(feed(codec, chunks[2])) == [("message", big), ("message", "next")]
+
+    def test_eof_inside_a_large_frame_is_1006(self) -> None:
+        codec = WebSocketCodec(1, max_size=1 << 20)
+        feed(codec, frame(BINARY, b"a" * 100000)[:70000])
+        codec.receive_eof()
+        assert list(codec.next_events()) == [WebSocketCloseReceived(1, 1006, "")]
+
+    def test_our_close_while_a_large_frame_arrives(self) -> None:
+        stream = frame(BINARY, b"b" * 100000)
+        results = []
+        for direct in (True, False):
+            codec = WebSocketCodec(1, max_size=1 << 20)
+            codec._direct = direct
+            events = feed(codec, stream[:50000])
+            codec.send(CloseWebSocket(1, 1000))
+            events += feed(codec, stream[50000:])
+            results.append((summary(events), codec.data_to_send()))
+        assert results[0] == results[1]
 
     def test_messages_before_and_after_a_control_frame_keep_their_order(
         self, codec: WebSocketCodec

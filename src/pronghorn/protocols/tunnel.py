@@ -20,6 +20,7 @@ from pronghorn.protocols.events import (
     RequestEnded,
     ResetStream,
 )
+from pronghorn.protocols.http1 import COPY_LIMIT
 
 STREAM_ID = 1
 
@@ -72,6 +73,15 @@ class TunnelConnection:
             return b""
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def take_output(self) -> bytes | list[bytes]:
+        """``data_to_send()``, except that large output comes as its parts, uncopied (for
+        ``transport.writelines``): a big WebSocket message is its header and its payload."""
+        out = self._out
+        if len(out) > 1 and sum(map(len, out)) >= COPY_LIMIT:
+            self._out = []
+            return out
+        return self.data_to_send()
 
     def statistics(self) -> dict[str, int]:
         return {"buffered_out": sum(map(len, self._out))}

@@ -360,6 +360,9 @@ def _frame_bounds(data: bytes, position: int) -> tuple[int, int] | None:
     return head, head + length
 
 
+#: Frames at least this large, spread over reads, are collected on the direct path.
+PARTIAL_MIN = 65536
+
 _HEAD_SHORT = struct.Struct("!BB").pack
 _HEAD_16 = struct.Struct("!BBH").pack
 _HEAD_64 = struct.Struct("!BBQ").pack
@@ -384,6 +387,9 @@ class WebSocketCodec:
         "_max_size",
         "_out",
         "_owed",
+        "_partial",
+        "_partial_head",
+        "_partial_need",
         "_protocol",
         "_reported",
         "_violation",
@@ -418,6 +424,11 @@ class WebSocketCodec:
         self._owed = 0
         #: A frame header cut short by a read (the frame layer has it too), to find its end.
         self._held = b""
+        #: A large direct-path frame spread over reads: its header, the (masked) payload
+        #: parts so far, and the payload bytes still to come (see ``_receive_partial``).
+        self._partial: list[bytes] | None = None
+        self._partial_head = b""
+        self._partial_need = 0
         self._max_size = max_size
         self._out: list[bytes] = []
         self._eof = False
@@ -445,6 +456,11 @@ class WebSocketCodec:
         if not self._direct:
             self._protocol.receive_data(data)
             return
+        position = 0
+        if self._partial is not None:
+            position = self._receive_partial(data)
+            if position == len(data):
+                return
         held = self._held
         if held:
             # The frame layer has this frame's first bytes: the rest of the frame is its too.
@@ -456,9 +472,41 @@ class WebSocketCodec:
                 return
             self._held = b""
             self._owed = bounds[1] - len(held)
-        self._receive_framed(data)
+        self._receive_framed(data, position)
 
-    def _receive_framed(self, data: bytes) -> None:
+    def _receive_partial(self, data: bytes) -> int:
+        """Add ``data`` to the large frame being collected; returns where its frame ended.
+
+        A frame larger than one read (a 1 MiB message arrives in several) goes to the frame
+        layer's stream reader, which copies it about four times on the way (buffer appends,
+        slices); here its parts are joined once and unmasked once.
+        """
+        parts = self._partial
+        assert parts is not None
+        take = min(self._partial_need, len(data))
+        parts.append(data if take == len(data) else data[:take])
+        self._partial_need -= take
+        if self._partial_need:
+            return take
+        self._partial = None
+        head = self._partial_head
+        self._partial_head = b""
+        masked = b"".join(parts)
+        protocol = self._protocol
+        if protocol.state is OPEN:  # (a close we sent meanwhile: the frame layer decides)
+            payload: bytes | str = apply_mask(masked, head[-4:])
+            try:
+                if head[0] == 0x81:
+                    payload = cast(bytes, payload).decode()
+            except UnicodeDecodeError:
+                pass  # the frame layer's to fail with 1007, below
+            else:
+                self._direct_messages.append(payload)
+                return take
+        protocol.receive_data(head + masked)
+        return take
+
+    def _receive_framed(self, data: bytes, position: int = 0) -> None:
         """Follow the frame boundaries of ``data`` (headers only) and decode whole, final,
         masked TEXT/BINARY frames without reserved bits directly: nearly every message of an
         uncompressed connection. The frame layer's generator parser costs some twenty Python
@@ -474,7 +522,6 @@ class WebSocketCodec:
         """
         protocol = self._protocol
         end = len(data)
-        position = 0
         messages = self._direct_messages
         max_size = self._max_size
         while position < end:
@@ -492,15 +539,21 @@ class WebSocketCodec:
                 return
             head, stop = bounds
             first = data[position]
-            if (
+            direct = (
                 (first == 0x81 or first == 0x82)  # FIN, no RSV bits, TEXT or BINARY
                 and data[position + 1] & 0x80  # masked
-                and stop <= end
                 and stop - head <= max_size
                 and protocol.state is OPEN
                 and protocol.current_size is None
                 and not protocol.events
-            ):
+            )
+            if direct and stop > end and stop - head >= PARTIAL_MIN:
+                # A large frame, the rest of it in later reads: collect it here.
+                self._partial_head = data[position:head]
+                self._partial = [data[head:end]]
+                self._partial_need = stop - end
+                return
+            if direct and stop <= end:
                 with memoryview(data) as view:
                     payload: bytes | str = apply_mask(view[head:stop], data[head - 4 : head])
                 try:
@@ -521,6 +574,11 @@ class WebSocketCodec:
         if self._eof:
             return
         self._eof = True
+        parts = self._partial
+        if parts is not None:
+            # The frame is cut short: the frame layer sees what came and fails as it should.
+            self._partial = None
+            self._protocol.receive_data(self._partial_head + b"".join(parts))
         self._protocol.receive_eof()
 
     def next_events(self) -> list[WebSocketEvent]:
@@ -690,6 +748,13 @@ class WebSocketCodec:
             return b""
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def take_output(self) -> list[bytes]:
+        """The queued frames' bytes as parts, uncopied: a big message's payload is one part."""
+        out = self._out
+        if out:
+            self._out = []
+        return out
 
     def statistics(self) -> dict[str, int]:
         return {

@@ -26,6 +26,7 @@ from pronghorn.protocols.events import (
 )
 from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
+from pronghorn.protocols.tunnel import TunnelConnection
 from pronghorn.server.http import HTTPExchange
 from pronghorn.server.http2 import select_core, start_h2c
 
@@ -381,7 +382,7 @@ class ConnectionProtocol(asyncio.Protocol):
         if transport is None or self.closed:
             return
         core = self.core
-        if type(core) is HTTP1Connection:
+        if type(core) is HTTP1Connection or type(core) is TunnelConnection:
             output = core.take_output()
             if isinstance(output, list):
                 transport.writelines(output)

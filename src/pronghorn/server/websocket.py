@@ -249,11 +249,17 @@ class WebSocketExchange:
 
     def _write_codec(self, codec: WebSocketCodec, flush: bool = False) -> None:
         """Hand the codec's bytes to the core; end the stream once the codec is done."""
-        data = codec.data_to_send()
+        parts = codec.take_output()
         end = codec.should_close and not self._stream_done
-        if data or end:
-            self._send_core(Body(self.stream_id, data, end))
-            if flush or len(data) > FLUSH_THRESHOLD:
+        if parts or end:
+            size = 0
+            last = len(parts) - 1
+            for index, part in enumerate(parts):
+                size += len(part)
+                self._send_core(Body(self.stream_id, part, end and index == last))
+            if not parts:
+                self._send_core(Body(self.stream_id, b"", True))
+            if flush or size > FLUSH_THRESHOLD:
                 self.protocol.flush()
             else:
                 self.protocol.schedule_flush()
