@@ -94,6 +94,7 @@ class ConnectionProtocol(asyncio.Protocol):
         "_deferrals",
         "_dispatching",
         "_drain_waiters",
+        "_gathers",
         "_in_receive",
         "_lingering",
         "_peer_trusted",
@@ -133,12 +134,17 @@ class ConnectionProtocol(asyncio.Protocol):
         self._repoll = False
         self._in_receive = False
         self._lingering = False
+        self._gathers = False  # (set in connection_made)
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = cast("asyncio.Transport", transport)
         self.transport = transport
+        # uvloop's writelines gathers the parts into one writev and pauses the protocol when
+        # its buffer fills. The stdlib's joins them (3.11), or on 3.12 sends them without
+        # pausing the protocol at all (so no backpressure): there, large output is joined.
+        self._gathers = type(transport).__module__.startswith("uvloop")
         server = self.server
         server.connections.add(self)
         ssl_object = transport.get_extra_info("ssl_object")
@@ -385,7 +391,10 @@ class ConnectionProtocol(asyncio.Protocol):
         if type(core) is HTTP1Connection or type(core) is TunnelConnection:
             output = core.take_output()
             if isinstance(output, list):
-                transport.writelines(output)
+                if self._gathers:
+                    transport.writelines(output)
+                else:
+                    transport.write(b"".join(output))
             elif output:
                 transport.write(output)
         else:
