@@ -21,7 +21,6 @@ from pronghorn.protocols.events import (
     Trailers,
 )
 from pronghorn.protocols.http1 import (
-    COPY_LIMIT,
     HEAD_CACHE_SIZE,
     IDLE_PARSERS_MAX,
     PARSER_POOL,
@@ -29,6 +28,7 @@ from pronghorn.protocols.http1 import (
     HTTP1Connection,
     HTTP1Limits,
 )
+from pronghorn.protocols.output import COPY_LIMIT
 
 
 def conn(**limits: int | None) -> HTTP1Connection:

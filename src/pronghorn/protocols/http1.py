@@ -42,6 +42,7 @@ from pronghorn.protocols.events import (
     has_bad_byte,
 )
 from pronghorn.protocols.heads import HEAD_CACHE_SIZE, HeadKey, remember
+from pronghorn.protocols.output import COPY_LIMIT, joined
 
 __all__ = [
     "HEAD_CACHE_SIZE",
@@ -53,9 +54,6 @@ __all__ = [
 ]
 
 STREAM_ID = 1
-#: Output at least this large is handed out as its parts (``take_output``), not joined into
-#: one copy; a body chunk at least this large is framed around, not copied into its frame.
-COPY_LIMIT = 4096
 
 
 def _status_line(status: int) -> bytes:
@@ -696,21 +694,12 @@ class HTTP1Connection:
             self.should_close = True
 
     def data_to_send(self) -> bytes:
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()  # (kept: a fresh list per response is one more object for the collector)
-        self._out_large = False
-        return data
+        return joined(self.take_output())
 
     def take_output(self) -> bytes | list[bytes]:
-        """``data_to_send()``, except that large output comes as its parts, uncopied.
-
-        A list is for ``transport.writelines``, which gathers the parts into one system call
-        (uvloop, and the stdlib on 3.12+): joining a 64 KiB body to its head first was a
-        64 KiB copy in Python for every response.
-        """
+        """The queued output: one bytes object, or its parts, uncopied, when a body part is
+        large (protocols/output.py): joining a 64 KiB body to its head was a 64 KiB copy in
+        Python for every response."""
         out = self._out
         if self._out_large:
             self._out_large = False
@@ -720,7 +709,7 @@ class HTTP1Connection:
         if not out:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
+        out.clear()  # (kept: a fresh list per response is one more object for the collector)
         return data
 
     def statistics(self) -> dict[str, int]:

@@ -20,7 +20,7 @@ from pronghorn.protocols.events import (
     RequestEnded,
     ResetStream,
 )
-from pronghorn.protocols.http1 import COPY_LIMIT
+from pronghorn.protocols.output import joined, joined_unless_large
 
 STREAM_ID = 1
 
@@ -68,20 +68,16 @@ class TunnelConnection:
             raise LocalProtocolError(f"a tunnel cannot send {type(event).__name__}")
 
     def data_to_send(self) -> bytes:
+        return joined(self.take_output())
+
+    def take_output(self) -> bytes | list[bytes]:
+        """The queued output, large output as its parts (a big WebSocket message is its
+        header and its payload): see protocols/output.py."""
         out = self._out
         if not out:
             return b""
         self._out = []
-        return out[0] if len(out) == 1 else b"".join(out)
-
-    def take_output(self) -> bytes | list[bytes]:
-        """``data_to_send()``, except that large output comes as its parts, uncopied (for
-        ``transport.writelines``): a big WebSocket message is its header and its payload."""
-        out = self._out
-        if len(out) > 1 and sum(map(len, out)) >= COPY_LIMIT:
-            self._out = []
-            return out
-        return self.data_to_send()
+        return joined_unless_large(out)
 
     def statistics(self) -> dict[str, int]:
         return {"buffered_out": sum(map(len, self._out))}

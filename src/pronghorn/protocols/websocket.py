@@ -46,6 +46,7 @@ from pronghorn.protocols.events import (
     WebSocketMessage,
     WebSocketMessageReceived,
 )
+from pronghorn.protocols.output import joined, joined_unless_large
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -743,18 +744,16 @@ class WebSocketCodec:
                 self.should_close = True
 
     def data_to_send(self) -> bytes:
+        return joined(self.take_output())
+
+    def take_output(self) -> bytes | list[bytes]:
+        """The queued frames' bytes; a big message's header and payload as parts, uncopied
+        (protocols/output.py)."""
         out = self._out
         if not out:
             return b""
         self._out = []
-        return out[0] if len(out) == 1 else b"".join(out)
-
-    def take_output(self) -> list[bytes]:
-        """The queued frames' bytes as parts, uncopied: a big message's payload is one part."""
-        out = self._out
-        if out:
-            self._out = []
-        return out
+        return joined_unless_large(out)
 
     def statistics(self) -> dict[str, int]:
         return {

@@ -249,16 +249,17 @@ class WebSocketExchange:
 
     def _write_codec(self, codec: WebSocketCodec, flush: bool = False) -> None:
         """Hand the codec's bytes to the core; end the stream once the codec is done."""
-        parts = codec.take_output()
+        output = codec.take_output()
         end = codec.should_close and not self._stream_done
-        if parts or end:
-            size = 0
-            last = len(parts) - 1
-            for index, part in enumerate(parts):
-                size += len(part)
-                self._send_core(Body(self.stream_id, part, end and index == last))
-            if not parts:
-                self._send_core(Body(self.stream_id, b"", True))
+        if output or end:
+            if isinstance(output, list):  # a large message: its header and payload, uncopied
+                size = sum(map(len, output))
+                for part in output[:-1]:
+                    self._send_core(Body(self.stream_id, part, False))
+                output = output[-1]
+            else:
+                size = len(output)
+            self._send_core(Body(self.stream_id, output, end))
             if flush or size > FLUSH_THRESHOLD:
                 self.protocol.flush()
             else:
