@@ -147,6 +147,8 @@ class ConnectionProtocol(asyncio.Protocol):
         self._gathers = type(transport).__module__.startswith("uvloop")
         server = self.server
         server.connections.add(self)
+        if server.backlog is not None:
+            server.backlog.drain()
         ssl_object = transport.get_extra_info("ssl_object")
         config = server.config
         self.conn_info = ConnectionInfo(

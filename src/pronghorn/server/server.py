@@ -17,6 +17,7 @@ from typing import Any
 
 from pronghorn.config import Config
 from pronghorn.errors import StartupError
+from pronghorn.server.backlog import BacklogDrain, uses_uvloop
 from pronghorn.server.clock import Clock
 from pronghorn.server.lifespan import LifespanRunner
 from pronghorn.server.protocol import ConnectionProtocol
@@ -156,16 +157,25 @@ class Server:
             state.on_request = self._count_request
         self.sockets = list(sockets)
         scheme = "https" if ssl_context is not None else "http"
+        handshake_timeout = config.timeout_ssl_handshake if ssl_context else None
+
+        def new_connection() -> ConnectionProtocol:
+            return ConnectionProtocol(state)
+
         for sock in self.sockets:
             server = await loop.create_server(
-                lambda: ConnectionProtocol(state),
+                new_connection,
                 sock=sock,
                 backlog=config.backlog,
                 ssl=ssl_context,
-                ssl_handshake_timeout=config.timeout_ssl_handshake if ssl_context else None,
+                ssl_handshake_timeout=handshake_timeout,
             )
             self._servers.append(server)
             logger.info("Pronghorn running on %s (Press CTRL+C to quit)", _listen_url(sock, scheme))
+        if uses_uvloop(loop):
+            state.backlog = BacklogDrain(
+                loop, self.sockets, new_connection, ssl_context, handshake_timeout
+            )
         self._clock = Clock(
             loop,
             state.defaults,
@@ -223,6 +233,8 @@ class Server:
         """Stop accepting, let in-flight requests finish within the deadline, close the rest."""
         logger.info("Shutting down")
         state = self.state
+        if state is not None and state.backlog is not None:
+            state.backlog.close()
         for server in self._servers:
             server.close()
         if state is None:

@@ -16,6 +16,7 @@ from pronghorn.server.tasks import TurnQuota, turn_quota
 if TYPE_CHECKING:
     import ssl
 
+    from pronghorn.server.backlog import BacklogDrain
     from pronghorn.server.protocol import ConnectionProtocol
 
 Scope = MutableMapping[str, Any]
@@ -83,6 +84,7 @@ class ServerState:
         "__weakref__",
         "access_log",
         "app",
+        "backlog",
         "config",
         "connections",
         "defaults",
@@ -134,6 +136,8 @@ class ServerState:
         self.draining = False
         #: Called once per request (the worker counts for --limit-max-requests).
         self.on_request: Callable[[], None] | None = None
+        #: Accepts what waits in the listen queue when a connection is made (uvloop only).
+        self.backlog: BacklogDrain | None = None
 
     def over_capacity(self) -> bool:
         limit = self.config.limit_concurrency
