@@ -416,6 +416,23 @@ def test_the_direct_line_is_the_record_line() -> None:
     handler.close()
 
 
+def test_queued_access_lines_keep_their_request_time_and_order() -> None:
+    """The direct path queues values; formatting at write time must not change the line."""
+    _, handler, stream = buffered_capture()
+    created = time.mktime((2020, 1, 2, 3, 4, 5, 0, 0, -1))
+    handler.queue_access([(created, "c", b"GET", b"/a", "1.1", 200, 1, 0.001)])
+    handler.write_line("between")
+    handler.queue_access([(created + 1, "c", b"PURGE", b"/\xff", "2", 404, 0, 0.0)])
+    assert stream.getvalue() == ""
+    handler.flush()
+    assert stream.getvalue().splitlines() == [
+        '2020-01-02 03:04:05 c - "GET /a HTTP/1.1" 200 1 1.00ms',
+        "between",
+        '2020-01-02 03:04:06 c - "PURGE /\\xff HTTP/2" 404 0 0.00ms',
+    ]
+    handler.close()
+
+
 def test_a_filter_still_sees_every_access_record() -> None:
     access, handler, stream = buffered_capture()
     seen: list[str] = []

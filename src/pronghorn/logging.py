@@ -25,7 +25,9 @@ four characters ``\\x1b``) so a client cannot forge log lines or drive the termi
 Cost with the default configuration, CPU time per logged request (``time.process_time``, the
 flushing thread included): 1.6 µs for text, 4.9 µs for JSON, against 5.9 µs for a stock
 ``StreamHandler`` record. The default text line skips the LogRecord when nothing could observe
-it, and the default access handler queues lines and writes them at most every 100 ms
+it and is queued as its values, formatted with the others when the queue is written: in a
+server, formatting each line between requests cost 3.5-4 µs of CPU per request, its code cold
+every time. The default access handler writes at most every 100 ms
 (:class:`BufferedStreamHandler`), so a crash can lose that much of the access log; error lines
 are written at once.
 """
@@ -99,6 +101,64 @@ def _text(value: str | bytes) -> str:
     return escape(value)  # type: ignore[arg-type]
 
 
+class _SecondText:
+    """A timestamp's ``%Y-%m-%d %H:%M:%S`` text, made at most once a second: strftime per
+    line is a visible share of a line's cost."""
+
+    _cached_second = -1
+    _cached_text = ""
+
+    def time_text(self, created: float) -> str:
+        second = int(created)
+        if second != self._cached_second:
+            self._cached_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._cached_second = second
+        return self._cached_text
+
+
+#: What AccessLogger.log queues on the direct path: time.time() then its own arguments.
+AccessEntry = tuple[float, str, "str | bytes", "str | bytes", str, int, int, float]
+
+_direct_clock = _SecondText()
+
+
+def _queue_text(items: list[str | AccessEntry], terminator: str) -> str:
+    """The text of a handler's queue: lines as they are, access entries formatted.
+
+    An access entry becomes the default-format line (AccessFormatter's). One loop with the
+    helpers inlined: 0.55 us a line here against 1.05 us through a function per line.
+    """
+    clock = _direct_clock
+    methods = _METHOD_TEXT
+    second = -1
+    stamp = ""
+    parts: list[str] = []
+    append = parts.append
+    for item in items:
+        if type(item) is str:
+            append(item)
+            continue
+        entry = cast(AccessEntry, item)
+        created, client, method, target, version, status, sent, duration_s = entry
+        if int(created) != second:
+            second = int(created)
+            stamp = clock.time_text(created)
+        if not client.isprintable():
+            client = escape(client)
+        method_text = methods.get(method) or _text(method)  # type: ignore[arg-type]
+        if type(target) is bytes:
+            target = target.decode("ascii", "backslashreplace")
+        target_text = cast(str, target)
+        if not target_text.isprintable():
+            target_text = escape(target_text)
+        # Plain {status} and {sent}: a format spec on an int costs twice as much.
+        append(
+            f'{stamp} {client} - "{method_text} {target_text} HTTP/{version}" '
+            f"{int(status)} {int(sent)} {duration_s * 1000.0:.2f}ms{terminator}"
+        )
+    return "".join(parts)
+
+
 # --------------------------------------------------------------------------- the hook
 class AccessLogger:
     """The one call the server makes per request (signature in the module docstring)."""
@@ -124,37 +184,39 @@ class AccessLogger:
         bytes_sent: int,
         duration_s: float,
     ) -> None:
+        if self._logger.isEnabledFor(logging.INFO):
+            entry = (time.time(), client, method, target, http_version, status, bytes_sent)
+            self.log_entries([(*entry, duration_s)])
+
+    def log_entries(self, entries: list[AccessEntry]) -> None:
+        """Log several requests at once: ``log``'s values, each after its ``time.time()``.
+
+        The server hands over each loop turn's lines together (server/access_log.py), so the
+        checks below run once per batch rather than once per request.
+        """
         logger = self._logger
         if not logger.isEnabledFor(logging.INFO):
             return
         handler = self._direct_handler(logger)
         if handler is not None:
-            handler.write_line(
-                _DIRECT_LINE
-                % (
-                    cast(AccessFormatter, handler.formatter).time_text(time.time()),
-                    escape(client),
-                    _METHOD_TEXT.get(method) or _text(method),  # type: ignore[arg-type]
-                    _text(target),
-                    http_version,
-                    status,
-                    bytes_sent,
-                    duration_s * 1000.0,
-                )
-            )
+            # The values are queued and become text when the handler writes them, many lines
+            # in one loop: formatted one by one, between requests, a line cost 3.5-4 us of
+            # server CPU (its code cold each time).
+            handler.queue_access(entries)
             return
-        args = (
-            escape(client),
-            _text(method),
-            _text(target),
-            http_version,
-            status,
-            bytes_sent,
-            duration_s * 1000.0,
-        )
-        # handle() directly skips Logger._log's findCaller() stack walk, which would cost more
-        # than everything else here; the caller's location is meaningless for this line.
-        logger.handle(self._record(args))
+        for created, client, method, target, version, status, sent, duration_s in entries:
+            args = (
+                escape(client),
+                _text(method),
+                _text(target),
+                version,
+                status,
+                sent,
+                duration_s * 1000.0,
+            )
+            # handle() directly skips Logger._log's findCaller() stack walk, which would cost
+            # more than everything else here; the caller's location is meaningless here.
+            logger.handle(self._record(args, created))
 
     @staticmethod
     def _direct_handler(logger: logging.Logger) -> BufferedStreamHandler | None:
@@ -180,7 +242,7 @@ class AccessLogger:
             return None
         return handler
 
-    def _record(self, args: tuple[Any, ...]) -> logging.LogRecord:
+    def _record(self, args: tuple[Any, ...], now: float) -> logging.LogRecord:
         """A LogRecord for ``args``, copied from a template made by the real makeRecord.
 
         Everything but the time and the args is the same for every access line, and building
@@ -192,7 +254,10 @@ class AccessLogger:
             logging.getLogRecordFactory() is not logging.LogRecord
             or type(logger).makeRecord is not logging.Logger.makeRecord
         ):
-            return logger.makeRecord(logger.name, logging.INFO, "", 0, ACCESS_TEXT, args, None)
+            made = logger.makeRecord(logger.name, logging.INFO, "", 0, ACCESS_TEXT, args, None)
+            made.created = now
+            made.msecs = (now - int(now)) * 1000.0
+            return made
         key = (os.getpid(), threading.get_ident())
         template = self._template
         if template is None or key != self._template_key:
@@ -201,7 +266,6 @@ class AccessLogger:
             if "taskName" in template:  # Python 3.12+: the model's task is not the next one's
                 template["taskName"] = None
             self._template_key = key
-        now = time.time()
         fields = template.copy()
         fields["args"] = args
         fields["created"] = now
@@ -233,9 +297,10 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self.interval = interval
         self.max_pending = max_pending
-        #: Lines not written yet. deque.append and popleft are atomic, so the logging thread
-        #: appends without the handler's lock; writers take the lock among themselves.
-        self._pending: deque[str] = deque()
+        #: Lines not written yet, or the values of access lines still to be formatted.
+        #: deque.append and popleft are atomic, so the logging thread appends without the
+        #: handler's lock; writers take the lock among themselves.
+        self._pending: deque[str | AccessEntry] = deque()
         self._dirty = False
         self._wake = threading.Event()
         self._flusher_pid = 0
@@ -251,10 +316,21 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.write_line(line, terminated=True)
 
     def write_line(self, line: str, terminated: bool = False) -> None:
-        """Queue one formatted line as emit() would, without a record (AccessLogger's direct
-        path)."""
+        """Queue one formatted line as emit() would, without a record."""
+        self._queue(line if terminated else line + self.terminator)
+
+    def queue_access(self, entries: list[AccessEntry]) -> None:
+        """Queue default-format access lines as their values (AccessLogger's direct path);
+        they are formatted when the queue is written."""
+        self._pending.extend(entries)
+        self._queued()
+
+    def _queue(self, item: str) -> None:
+        self._pending.append(item)
+        self._queued()
+
+    def _queued(self) -> None:
         pending = self._pending
-        pending.append(line if terminated else line + self.terminator)
         if len(pending) >= self.max_pending:
             self._write_pending()
         if not self._dirty:
@@ -285,14 +361,16 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             count = len(pending)
             if not count:
                 return
-            text = "".join([pending.popleft() for _ in range(count)])
+            items = [pending.popleft() for _ in range(count)]
+            text = ""
             try:
+                text = _queue_text(items, self.terminator)
                 if self.stream is not None:
                     self.stream.write(text)
             except RecursionError:
                 raise
             except Exception:
-                self.handleError(self._lost_record(text, count))
+                self.handleError(self._lost_record(text or repr(items[0]), count))
         finally:
             self.release()
 
@@ -335,21 +413,11 @@ def _wants_colour(use_colors: bool | None, stream: TextIO) -> bool:
     return bool(isatty and isatty())
 
 
-class _CachedTimeMixin:
-    """formatTime at most once a second: strftime per line is a visible share of the cost."""
-
-    _cached_second = -1
-    _cached_text = ""
+class _CachedTimeMixin(_SecondText):
+    """formatTime at most once a second."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return self.time_text(record.created)
-
-    def time_text(self, created: float) -> str:
-        second = int(created)
-        if second != self._cached_second:
-            self._cached_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-            self._cached_second = second
-        return self._cached_text
 
 
 class DefaultFormatter(_CachedTimeMixin, logging.Formatter):

@@ -17,11 +17,12 @@ from typing import Any
 
 from pronghorn.config import Config
 from pronghorn.errors import StartupError
+from pronghorn.server.access_log import AccessLogBatch
 from pronghorn.server.backlog import BacklogDrain, uses_uvloop
 from pronghorn.server.clock import Clock
 from pronghorn.server.lifespan import LifespanRunner
 from pronghorn.server.protocol import ConnectionProtocol
-from pronghorn.server.state import AccessLog, ASGIApp, ServerState
+from pronghorn.server.state import ASGIApp, ServerState
 
 logger = logging.getLogger("pronghorn.error")
 
@@ -66,6 +67,7 @@ class Server:
         self._should_exit: asyncio.Event | None = None
         self._force_exit = False
         self._clock: Clock | None = None
+        self._access_log: AccessLogBatch | None = None
 
     # ------------------------------------------------------------------ entry points
     def run(self, sockets: Sequence[socket.socket] | None = None) -> int:
@@ -144,13 +146,14 @@ class Server:
         sockets: Sequence[socket.socket],
     ) -> None:
         config = self.config
+        self._access_log = self._access_logger(loop)
         state = ServerState(
             config,
             app,
             loop,
             lifespan_state=lifespan_state,
             ssl_context=ssl_context,
-            access_log=self._access_logger(),
+            access_log=self._access_log,
         )
         self.state = state
         if config.limit_max_requests is not None:
@@ -193,13 +196,13 @@ class Server:
         for callback in self.on_started:
             callback(self)
 
-    def _access_logger(self) -> AccessLog | None:
+    def _access_logger(self, loop: asyncio.AbstractEventLoop) -> AccessLogBatch | None:
         if not self.config.access_log:
             return None
         from pronghorn.logging import AccessLogger
 
         access = AccessLogger()
-        return access.log if access.enabled else None
+        return AccessLogBatch(access, loop) if access.enabled else None
 
     def _count_request(self) -> None:
         limit = self.config.limit_max_requests
@@ -261,6 +264,8 @@ class Server:
             await server.wait_closed()
         if self._clock is not None:
             self._clock.stop()
+        if self._access_log is not None:
+            self._access_log.flush()
 
     async def _cancel_exchanges(self, state: ServerState) -> None:
         tasks = [t for t in (getattr(e, "task", None) for e in state.exchanges) if t is not None]
