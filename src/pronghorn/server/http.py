@@ -81,8 +81,8 @@ class HTTPExchange:
     def start(self) -> None:
         server = self.protocol.server
         server.exchanges.add(self)
-        # Eager on 3.12+: the app's first step runs now, inside data_received, so a handler
-        # that never suspends is answered before this returns (see server/tasks.py).
+        # The app's first step runs when the loop next runs its callbacks, back to back with
+        # the other requests read in this turn (see server/tasks.py).
         self.task = start_task(server.loop, self.run())
 
     def reject(self, status: int) -> None:

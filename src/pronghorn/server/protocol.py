@@ -173,8 +173,8 @@ class ConnectionProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return  # input after our close is read only so that it cannot reset the answer
-        # Responses completed while handling these bytes (eager apps, pipelined requests) are
-        # written together with one write, at the end of the loop turn (see below).
+        # Responses completed while handling these bytes (answers given without the app, such
+        # as errors and 503s) are written with the loop turn's other writes (see below).
         self._in_receive = True
         try:
             self.core.receive_data(data)
@@ -199,8 +199,8 @@ class ConnectionProtocol(asyncio.Protocol):
             # WINDOW_UPDATE lets buffered DATA out: it is always written now too.
             self.flush()
         elif self.flush_pending:
-            # Answers completed here (eager apps, pipelined requests) leave with the loop
-            # turn's other writes, after every ready connection was read: writing each one
+            # Answers completed here leave with the loop turn's other writes, after every
+            # ready connection was read: writing each one
             # between reads cost about 3 us more kernel time per request (Python 3.12, 64
             # connections), the client being woken once per answer instead of once per turn.
             self._queue_flush()
@@ -334,16 +334,16 @@ class ConnectionProtocol(asyncio.Protocol):
             # its requests together): their answers leave in one write at its end, not one each.
             self.schedule_flush()
         elif pipelined and self._deferrals < MAX_DEFERRED_RESPONSES:
-            # Where tasks are not eager (Python 3.11) the next pipelined request's app runs on
-            # the next loop turn: its answer joins this one in one write instead of one each.
+            # The next pipelined request's app runs on the next loop turn: its answer joins
+            # this one in one write instead of one each.
             # The flush callback waits one more turn only while responses keep completing.
             self._deferrals += 1
             self.flush_deferred = True
             self.schedule_flush()
-        elif self.server.flusher.turn.batch > 1:
-            # (Python 3.11) This app's first step is one of several the loop runs in this
-            # pass: their answers leave together after them, not one by one while the others
-            # run (Starlette hello, 64 connections: 31k -> 40k req/s, kernel time halved).
+        elif self.server.flusher.turn.running > 1:
+            # This app's first step is one of several the loop runs in this pass: their
+            # answers leave together after them, not one by one while the others run
+            # (Starlette hello, 64 connections: 31k -> 40k req/s, kernel time halved).
             self.schedule_flush()
         else:
             # A lone answer goes out now: waiting for the loop's flush callback would cost
@@ -360,7 +360,8 @@ class ConnectionProtocol(asyncio.Protocol):
         if self.reading_paused and core.wants_read:
             self._resume_reading()
         # A pipelined request may already be parsed and waiting: serve it now, or, when this
-        # response completed inside the dispatch loop (an eager app), let that loop do it.
+        # response completed inside the dispatch loop (an answer given without the app),
+        # let that loop do it.
         if pipelined is False:
             return  # (HTTP/1.1 knows nothing waits: no need to ask the core again)
         if self._dispatching:

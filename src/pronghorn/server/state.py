@@ -11,7 +11,7 @@ from pronghorn import __version__
 from pronghorn.asgi.proxy_headers import TrustedProxies
 from pronghorn.config import Config
 from pronghorn.protocols.http1 import DefaultHeaders, HTTP1Limits
-from pronghorn.server.tasks import TurnQuota, turn_quota
+from pronghorn.server.tasks import TurnBatch, turn_batch
 
 if TYPE_CHECKING:
     import ssl
@@ -53,8 +53,8 @@ class FlushScheduler:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        #: The loop's count of first steps run together (server/tasks.py, Python 3.11).
-        self.turn: TurnQuota = turn_quota(loop)
+        #: The loop's count of first steps run together (server/tasks.py).
+        self.turn: TurnBatch = turn_batch(loop)
         #: Connections with output due; ConnectionProtocol.schedule_flush appends (inlined
         #: there: it runs for every response).
         self.pending: list[ConnectionProtocol] = []
@@ -63,7 +63,7 @@ class FlushScheduler:
     def run(self) -> None:
         self.scheduled = False
         # Queued behind the batch of first steps whose answers it writes: that batch is over.
-        self.turn.batch = 0
+        self.turn.running = 0
         pending = self.pending
         self.pending = []
         for connection in pending:

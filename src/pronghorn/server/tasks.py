@@ -1,131 +1,84 @@
-"""Starting app coroutines as tasks, eagerly where that pays.
+"""Starting app coroutines as tasks, and counting the first steps a loop pass runs together.
 
-A task's first step can run inside the caller (here, inside ``data_received``), so a handler
-that never suspends is answered before the caller returns, without waiting for a loop
-iteration. A real Task is still created, because apps rely on ``asyncio.current_task()``
-(``asyncio.timeout``, anyio cancel scopes); driving the bare coroutine would break them.
+Every request's app runs as a real Task (apps rely on ``asyncio.current_task()``:
+``asyncio.timeout``, anyio cancel scopes), created the plain way: its first step runs when the
+loop next runs its callbacks, after every ready connection was read. A loop turn that reads N
+requests thus parses N, then runs N first steps back to back, then writes N answers in one
+flush callback; each phase's code stays hot in the CPU's caches.
 
-Python 3.12+ does this itself (``eager_start``), and it is the cheaper way there.
+Starting the first step eagerly instead, inside ``data_received`` (3.12's ``eager_start``, or
+on 3.11 a stand-in for the loop's ``call_soon``), was the design until the measurements on an
+Intel Xeon said otherwise (server CPU per request, server and wrk each pinned to a core):
 
-On 3.11 a new Task asks its loop to ``call_soon`` its first step. Letting the loop run those
-steps on its next turn, all together, is cheaper per request (about 1.5 us in the connection
-micro benchmark, on one or 64 connections per turn: no stand-in call, and each phase's code
-stays hot) as long as few wait. When a turn reads from many connections (hundreds at 1000
-connections) the waiting requests' objects (task, coroutine, scope, exchange) pile up, leave
-the CPU cache and fill the collector's youngest generation within the turn. So each turn defers
-the first ``DEFERRED_PER_TURN`` starts and runs the rest eagerly: for those, the loop's
-``call_soon`` is shadowed by an instance attribute that runs the step at once, in the task's
-context, through the Task's own step code, so ``current_task()``, exceptions and cancellation
-behave exactly as when the loop runs it.
+============================  ================  ==================
+hello                         eager             first step deferred
+============================  ================  ==================
+3.12, 64 connections          43.7-44.0k req/s  50.4-54.1k req/s
+3.12, 1000 connections        40.2-40.6k        43.9-44.8k
+3.11, 256 connections         39.0k             47.4k
+3.11, 1000 connections        37.4k             47.4k (p99 50 -> 30 ms)
+3.11, Starlette, 1000         22.0k             27.9k
+============================  ================  ==================
 
-A turn that started more than that is followed by one that starts every request eagerly. A
-deferred answer is written after the loop's next I/O phase (uvloop sends small writes at the
-end of an I/O phase, and the deferred steps run before the next one), and with hundreds of
-ready connections that phase lasts a whole iteration: at 1000 connections the deferred 64 of
-each turn, 5-7% of the requests, waited twice as long as the rest (p95 38 ms, p99 67 ms).
+(3.11 "eager" there deferred the first 64 starts of a turn and ran the rest eagerly.) An eager
+answer is written at the end of the loop's I/O phase, a deferred one at the end of the next:
+with every start deferred that next phase has almost nothing to read, the clients waiting for
+their answers, so the latency is no worse.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
-from contextvars import Context
+from collections.abc import Coroutine
 from typing import Any
 
-EAGER = sys.version_info >= (3, 12)
-#: The loop -> running task map 3.11's Task steps keep (``asyncio.current_task`` reads it
-#: through a Python function).
-_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = getattr(
-    asyncio.tasks, "_current_tasks", {}
-)
-#: Where a loop keeps its stand-in ``call_soon`` (in its own attributes: one per loop).
-_RUN_NOW = "_pronghorn_run_first_step"
-_QUOTA = "_pronghorn_turn_quota"
-#: First steps one loop turn leaves to the loop on 3.11 before starting the rest eagerly. At 64
-#: connections a turn starts 25-50 requests; at 1000 connections, 165 on average.
-DEFERRED_PER_TURN = 64
+_BATCH = "_pronghorn_turn_batch"
+EAGER_IN_TASK = sys.version_info >= (3, 12)
+_current_task = asyncio.current_task
 
 
 def start_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
 ) -> asyncio.Task[None]:
-    if EAGER:
+    if EAGER_IN_TASK and _current_task(loop) is not None:
         return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-    if _CURRENT_TASKS.get(loop) is not None or loop.get_task_factory() is not None:
-        # Inside another task (a pipelined request started by the one before it finishing),
-        # whose step may not be interrupted by a second one; or a factory whose calls we
-        # cannot vouch for: the loop runs the first step on its next turn.
-        return loop.create_task(coro)
-    attributes = loop.__dict__
-    quota = attributes.get(_QUOTA)
-    if quota is None:
-        quota = turn_quota(loop)
-    started = quota.started
+    attributes = getattr(loop, "__dict__", None)
+    batch = attributes.get(_BATCH) if attributes is not None else None
+    if batch is None:
+        batch = turn_batch(loop)
+    started = batch.started
     if started == 0:
-        # Queued ahead of this turn's first deferred step: the steps of the next turn see how
-        # many were started together, and the counts start again.
-        loop.call_soon(quota.reset)
-    quota.started = started + 1
-    if started < DEFERRED_PER_TURN and not quota.crowded:
-        quota.deferred += 1
-        return loop.create_task(coro)
-    run_now = attributes.get(_RUN_NOW)
-    if run_now is None:
-        run_now = attributes[_RUN_NOW] = _first_step_runner(attributes)
-    attributes["call_soon"] = run_now
-    try:
-        return loop.create_task(coro)
-    finally:
-        attributes.pop("call_soon", None)
+        # Queued ahead of this first step: when the loop runs the steps, their batch knows
+        # how many run together, and the count starts again.
+        loop.call_soon(batch.reset)
+    batch.started = started + 1
+    return loop.create_task(coro)
 
 
-class TurnQuota:
-    """First steps one loop turn left to the loop, and how many the running batch had."""
+class TurnBatch:
+    """First steps started since the loop last ran its callbacks, and how many run now."""
 
-    __slots__ = ("batch", "crowded", "deferred", "started")
+    __slots__ = ("running", "started")
 
     def __init__(self) -> None:
-        #: Starts in this turn so far, and how many of them were deferred (3.11).
+        #: Tasks started since the last reset, whose first steps wait for the loop.
         self.started = 0
-        self.deferred = 0
-        #: The last turn started more than DEFERRED_PER_TURN: this one defers none.
-        self.crowded = False
-        #: How many deferred first steps the loop is running in this pass (0 when none, and
-        #: always on 3.12+): an answer completed among others is written with them.
-        self.batch = 0
+        #: How many first steps the loop is running in this pass (0 after the pass's flush
+        #: callback): an answer completed among others is written with them.
+        self.running = 0
 
     def reset(self) -> None:
-        self.batch = self.deferred
-        self.crowded = self.started > DEFERRED_PER_TURN
+        self.running = self.started
         self.started = 0
-        self.deferred = 0
 
 
-def turn_quota(loop: asyncio.AbstractEventLoop) -> TurnQuota:
-    """The loop's one TurnQuota."""
+def turn_batch(loop: asyncio.AbstractEventLoop) -> TurnBatch:
+    """The loop's one TurnBatch (kept in the loop's attributes)."""
     attributes = getattr(loop, "__dict__", None)
-    if attributes is None:  # a loop without attributes: nothing is deferred by count
-        return TurnQuota()
-    quota: TurnQuota | None = attributes.get(_QUOTA)
-    if quota is None:
-        quota = attributes[_QUOTA] = TurnQuota()
-    return quota
-
-
-def _first_step_runner(
-    attributes: dict[str, Any],
-) -> Callable[..., None]:
-    """The stand-in for one loop's ``call_soon``, made once per loop."""
-
-    def run_first_step(
-        callback: Callable[..., object], *args: object, context: Context | None = None
-    ) -> None:
-        # Only this one call: the step itself schedules (futures, other tasks) as usual.
-        del attributes["call_soon"]
-        if context is None:
-            callback(*args)
-        else:
-            context.run(callback, *args)
-
-    return run_first_step
+    if attributes is None:  # a loop without attributes: counted per caller, never batched
+        return TurnBatch()
+    batch: TurnBatch | None = attributes.get(_BATCH)
+    if batch is None:
+        batch = attributes[_BATCH] = TurnBatch()
+    return batch
