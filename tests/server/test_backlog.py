@@ -142,3 +142,37 @@ def test_no_accept_after_shutdown_began() -> None:
     before = drain.accepted
     drain.drain()  # the sockets are closed now: a drain must not touch them
     assert drain.accepted == before
+
+
+def test_queued_unix_socket_connections_are_served(tmp_path: Path) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"unix"})
+
+    path = str(tmp_path / "pronghorn.sock")
+    with run_server(app, loop="uvloop", uds=path) as running:
+        ticks = LoopTicks(running.loop, pause=0.01)
+        running.loop.call_soon_threadsafe(ticks.tick)
+        unblock = threading.Event()
+        running.loop.call_soon_threadsafe(unblock.wait, 10)
+        socks: list[socket.socket] = []
+        try:
+            for _ in range(20):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(5)
+                sock.connect(path)
+                socks.append(sock)
+        finally:
+            unblock.set()
+        try:
+            for sock in socks:
+                sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            answers = [recv_response(sock) for sock in socks]
+        finally:
+            ticks.stopped.set()
+            for sock in socks:
+                sock.close()
+        drain = running.server.state.backlog  # type: ignore[union-attr]
+        assert drain is not None
+        assert drain.accepted > 0
+    assert all(a.startswith(b"HTTP/1.1 200 ") and a.endswith(b"unix") for a in answers)
