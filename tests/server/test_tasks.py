@@ -157,6 +157,14 @@ def test_a_task_factory_is_respected(loop: asyncio.AbstractEventLoop) -> None:
     assert task.done()
     assert len(made) == 1
 
+    async def predecessor() -> asyncio.Task[None]:
+        return start_task(loop, app())  # not eager when the app set a factory
+
+    nested = loop.run_until_complete(predecessor())
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert nested.done()
+    assert len(made) == 2
+
 
 def test_deferred_first_steps_all_run(loop: asyncio.AbstractEventLoop) -> None:
     ran: list[int] = []

@@ -34,6 +34,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 _BATCH = "_pronghorn_turn_batch"
+#: 3.12+ can start a task eagerly from inside another task (3.11 cannot: one task's step may
+#: not run inside another's).
 EAGER_IN_TASK = sys.version_info >= (3, 12)
 _current_task = asyncio.current_task
 
@@ -41,7 +43,9 @@ _current_task = asyncio.current_task
 def start_task(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
 ) -> asyncio.Task[None]:
-    if EAGER_IN_TASK and _current_task(loop) is not None:
+    if EAGER_IN_TASK and _current_task(loop) is not None and loop.get_task_factory() is None:
+        # A pipelined request started by its predecessor's task finishing: running its first
+        # step now, inside that task, spares the pipeline a loop pass per request.
         return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
     attributes = getattr(loop, "__dict__", None)
     batch = attributes.get(_BATCH) if attributes is not None else None
