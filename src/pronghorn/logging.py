@@ -140,7 +140,7 @@ def _queue_text(items: list[str | AccessEntry], terminator: str) -> str:
             continue
         entry = cast(AccessEntry, item)
         created, client, method, target, version, status, sent, duration_s = entry
-        if int(created) != second:
+        if int(created) != second:  # the clock caches too; this skips even the call
             second = int(created)
             stamp = clock.time_text(created)
         if not client.isprintable():
@@ -185,8 +185,10 @@ class AccessLogger:
         duration_s: float,
     ) -> None:
         if self._logger.isEnabledFor(logging.INFO):
-            entry = (time.time(), client, method, target, http_version, status, bytes_sent)
-            self.log_entries([(*entry, duration_s)])
+            now = time.time()
+            self.log_entries(
+                [(now, client, method, target, http_version, status, bytes_sent, duration_s)]
+            )
 
     def log_entries(self, entries: list[AccessEntry]) -> None:
         """Log several requests at once: ``log``'s values, each after its ``time.time()``.

@@ -26,6 +26,7 @@ from pronghorn.protocols.events import (
 )
 from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
+from pronghorn.protocols.output import joined
 from pronghorn.protocols.tunnel import TunnelConnection
 from pronghorn.server.http import HTTPExchange
 from pronghorn.server.http2 import select_core, start_h2c
@@ -397,7 +398,7 @@ class ConnectionProtocol(asyncio.Protocol):
                 if self._gathers:
                     transport.writelines(output)
                 else:
-                    transport.write(b"".join(output))
+                    transport.write(joined(output))
             elif output:
                 transport.write(output)
         else:
