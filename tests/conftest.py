@@ -65,7 +65,10 @@ async def _call(func: Callable[[], Any]) -> Any:
 
 
 @contextlib.contextmanager
-def run_server(app: Any, **settings: Any) -> Iterator[RunningServer]:
+def run_server(
+    app: Any, *, before_serving: Callable[[], object] | None = None, **settings: Any
+) -> Iterator[RunningServer]:
+    """Serve ``app``; ``before_serving`` runs first in the server thread's context."""
     settings.setdefault("port", 0)
     settings.setdefault("host", "127.0.0.1")
     settings.setdefault("log_level", "warning")
@@ -77,6 +80,8 @@ def run_server(app: Any, **settings: Any) -> Iterator[RunningServer]:
 
     def target() -> None:
         asyncio.set_event_loop(loop)
+        if before_serving is not None:
+            before_serving()
         try:
             loop.run_until_complete(server.serve())
         except BaseException as exc:  # reported to the test

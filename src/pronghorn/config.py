@@ -94,6 +94,12 @@ class Config:
     wsgi_threads: int = setting(
         16, "Threads running a WSGI app's requests (per worker).", group="app"
     )
+    reset_contextvars: bool = setting(
+        False,
+        "Run each request in an empty contextvars.Context, hiding context variables set "
+        "before serving (each request always starts from that context, never another's).",
+        group="app",
+    )
 
     # ----------------------------------------------------------------- sockets
     host: str = setting("127.0.0.1", "Bind to this address.", group="sockets")

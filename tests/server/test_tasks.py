@@ -47,7 +47,9 @@ def test_the_first_step_runs_after_the_caller_returns(loop: asyncio.AbstractEven
     async def app() -> None:
         seen.append(asyncio.current_task())
 
-    started, seen_at_return = in_callback(loop, lambda: (start_task(loop, app()), list(seen)))
+    started, seen_at_return = in_callback(
+        loop, lambda: (start_task(loop, app(), contextvars.Context()), list(seen))
+    )
     assert seen_at_return == []
     assert started.done()
     assert started.exception() is None
@@ -64,7 +66,7 @@ def test_a_suspending_handler_continues_in_its_task(loop: asyncio.AbstractEventL
         steps.append(f"second {VAR.get()}")
 
     def body() -> tuple[asyncio.Task[None], list[str]]:
-        return start_task(loop, app()), list(steps)
+        return start_task(loop, app(), contextvars.Context()), list(steps)
 
     task, at_return = in_callback(loop, body)
     assert at_return == []
@@ -77,7 +79,7 @@ def test_an_exception_in_the_first_step_is_the_tasks(loop: asyncio.AbstractEvent
     async def app() -> None:
         raise ValueError("boom")
 
-    task = in_callback(loop, lambda: start_task(loop, app()))
+    task = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
     assert task.done()
     assert isinstance(task.exception(), ValueError)
 
@@ -93,7 +95,7 @@ def test_cancelling_after_the_first_step_reaches_the_app(loop: asyncio.AbstractE
             outcome.append("cancelled")
             raise
 
-    task = in_callback(loop, lambda: start_task(loop, app()))
+    task = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
     assert outcome == ["started"]
     task.cancel()
     loop.run_until_complete(asyncio.sleep(0.01))
@@ -110,7 +112,7 @@ def test_cancelling_before_the_first_step_never_runs_the_app(
         outcome.append("started")
 
     def body() -> asyncio.Task[None]:
-        task = start_task(loop, app())
+        task = start_task(loop, app(), contextvars.Context())
         task.cancel()  # a connection lost in the same loop turn as its request arrived
         return task
 
@@ -129,7 +131,7 @@ def test_started_from_inside_a_task_still_runs(loop: asyncio.AbstractEventLoop) 
         ran.append("app")
 
     async def predecessor() -> tuple[asyncio.Task[None], list[str]]:
-        return start_task(loop, app()), list(ran)
+        return start_task(loop, app(), contextvars.Context()), list(ran)
 
     task, at_return = loop.run_until_complete(predecessor())
     loop.run_until_complete(asyncio.sleep(0.01))
@@ -153,12 +155,14 @@ def test_a_task_factory_is_respected(loop: asyncio.AbstractEventLoop) -> None:
     async def app() -> None:
         pass
 
-    task = in_callback(loop, lambda: start_task(loop, app()))
+    task = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
     assert task.done()
     assert len(made) == 1
 
     async def predecessor() -> asyncio.Task[None]:
-        return start_task(loop, app())  # not eager when the app set a factory
+        return start_task(
+            loop, app(), contextvars.Context()
+        )  # not eager when the app set a factory
 
     nested = loop.run_until_complete(predecessor())
     loop.run_until_complete(asyncio.sleep(0.01))
@@ -173,7 +177,7 @@ def test_deferred_first_steps_all_run(loop: asyncio.AbstractEventLoop) -> None:
         ran.append(number)
 
     def start_some() -> list[asyncio.Task[None]]:
-        return [start_task(loop, app(number)) for number in range(10)]
+        return [start_task(loop, app(number), contextvars.Context()) for number in range(10)]
 
     tasks = in_callback(loop, start_some)
     assert all(task.done() for task in tasks)
@@ -188,8 +192,8 @@ def test_deferred_first_steps_know_how_many_run_together(loop: asyncio.AbstractE
     async def app() -> None:
         seen.append(turn_batch(loop).running)
 
-    in_callback(loop, lambda: [start_task(loop, app()) for _ in range(5)])
-    in_callback(loop, lambda: start_task(loop, app()))
+    in_callback(loop, lambda: [start_task(loop, app(), contextvars.Context()) for _ in range(5)])
+    in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
     assert seen == [5] * 5 + [1]
 
 
@@ -199,3 +203,35 @@ def test_the_flush_callback_ends_the_batch(loop: asyncio.AbstractEventLoop) -> N
     flusher.turn.running = 7
     flusher.run()
     assert flusher.turn.running == 0
+
+
+@pytest.mark.parametrize("from_task", [False, True], ids=["from-callback", "from-a-task"])
+def test_the_task_runs_in_the_given_context_not_its_starters(
+    loop: asyncio.AbstractEventLoop, from_task: bool
+) -> None:
+    # A pipelined request is started from its predecessor's task, which set VAR: the new
+    # request must see the context it was given (the server's), not the predecessor's.
+    base = contextvars.Context()
+    base.run(VAR.set, "server")
+    seen: list[str] = []
+
+    async def app() -> None:
+        seen.append(VAR.get())
+        VAR.set("set by this request")
+
+    async def predecessor() -> asyncio.Task[None]:
+        VAR.set("set by the previous request")
+        return start_task(loop, app(), base.copy())
+
+    def from_callback() -> asyncio.Task[None]:
+        VAR.set("set in the callback's context")
+        return start_task(loop, app(), base.copy())
+
+    if from_task:
+        task = loop.run_until_complete(predecessor())
+        loop.run_until_complete(asyncio.sleep(0.01))
+    else:
+        task = in_callback(loop, from_callback)
+    assert task.done()
+    assert seen == ["server"]
+    assert base.run(VAR.get) == "server"  # each task ran in a copy

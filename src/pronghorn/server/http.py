@@ -83,7 +83,7 @@ class HTTPExchange:
         server.exchanges.add(self)
         # The app's first step runs when the loop next runs its callbacks, back to back with
         # the other requests read in this turn (see server/tasks.py).
-        self.task = start_task(server.loop, self.run())
+        self.task = start_task(server.loop, self.run(), server.base_context.copy())
 
     def reject(self, status: int) -> None:
         """Answer without running the app (--limit-concurrency)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,7 @@ class ServerState:
         "access_log",
         "app",
         "backlog",
+        "base_context",
         "config",
         "connections",
         "defaults",
@@ -114,6 +116,11 @@ class ServerState:
         self.config = config
         self.app = app
         self.loop = loop
+        #: Each request's task runs in a copy of this: the context serving started in (or an
+        #: empty one with --reset-contextvars), never the context of the request before it.
+        self.base_context = (
+            contextvars.Context() if config.reset_contextvars else contextvars.copy_context()
+        )
         self.connections: set[ConnectionProtocol] = set()
         #: In-flight request/stream runners, for --limit-concurrency and the shutdown drain.
         self.exchanges: set[Any] = set()

@@ -29,6 +29,7 @@ their answers, so the latency is no worse.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -41,12 +42,20 @@ _current_task = asyncio.current_task
 
 
 def start_task(
-    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, None],
+    context: contextvars.Context,
 ) -> asyncio.Task[None]:
+    """Start ``coro`` as a Task running in ``context``.
+
+    The context is given, never inherited: a request started from its predecessor's task (a
+    pipelined request, a body read resuming the connection) would otherwise run in a copy of
+    that task's context and see the variables the previous request set.
+    """
     if EAGER_IN_TASK and _current_task(loop) is not None and loop.get_task_factory() is None:
         # A pipelined request started by its predecessor's task finishing: running its first
         # step now, inside that task, spares the pipeline a loop pass per request.
-        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        return asyncio.Task(coro, loop=loop, eager_start=True, context=context)  # type: ignore[call-arg,unused-ignore]
     attributes = getattr(loop, "__dict__", None)
     batch = attributes.get(_BATCH) if attributes is not None else None
     if batch is None:
@@ -57,7 +66,7 @@ def start_task(
         # how many run together, and the count starts again.
         loop.call_soon(batch.reset)
     batch.started = started + 1
-    return loop.create_task(coro)
+    return loop.create_task(coro, context=context)
 
 
 class TurnBatch:

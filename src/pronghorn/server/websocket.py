@@ -145,7 +145,7 @@ class WebSocketExchange:
     def start(self) -> None:
         server = self.protocol.server
         server.exchanges.add(self)
-        self.task = start_task(server.loop, self.run())
+        self.task = start_task(server.loop, self.run(), server.base_context.copy())
 
     def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """Answer the handshake without running the app (bad handshake, over capacity)."""
