@@ -165,6 +165,11 @@ UVICORN_ARGV = [
     "--header", "X-Served-By: test",
     "--app-dir", "srcdir",
     "--factory",
+    "--http", "h11",
+    "--ws", "wsproto",
+    "--ssl-version", "5",
+    "--h11-max-incomplete-event-size", "32768",
+    "--reset-contextvars",
 ]  # fmt: skip
 
 
@@ -200,9 +205,51 @@ def test_uvicorn_argv_parses_like_uvicorn(tmp_path: Path, monkeypatch: pytest.Mo
             value, expected = _header_pairs(value), _header_pairs(expected)
         assert value == expected, name
         compared += 1
-    assert compared >= 35
+    assert compared >= 40
     # Every uvicorn-compatible value above also makes a valid Config.
     Config(**ours)
+
+
+def test_every_uvicorn_flag_is_accepted() -> None:
+    # Whatever uvicorn version is installed: each of its options (and --no- forms) is ours too,
+    # and each of its fixed choices is one of ours.
+    uvicorn_main = pytest.importorskip("uvicorn.main")
+    click = pytest.importorskip("click")
+    command = getattr(uvicorn_main.main, "__self__", uvicorn_main.main)
+    ours = {
+        flag: action for action in cli.build_parser()._actions for flag in action.option_strings
+    }
+    checked = 0
+    for param in command.params:
+        for flag in [*param.opts, *param.secondary_opts]:
+            if flag.startswith("-"):
+                assert flag in ours, f"uvicorn's {flag} is not accepted"
+                checked += 1
+        if isinstance(param.type, click.Choice) and param.opts[0] in ours:
+            assert set(param.type.choices) <= set(ours[param.opts[0]].choices or ())
+    assert checked >= 50
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--http", "h11"], {"http": "h11"}),
+        (["--ws", "websockets-sansio"], {"ws": "websockets-sansio"}),
+        (["--ssl-version", "5"], {"ssl_version": 5}),
+        (["--h11-max-incomplete-event-size", "1000"], {"h11_max_incomplete_event_size": 1000}),
+        (["--reset-contextvars"], {"reset_contextvars": True}),
+    ],
+)
+def test_uvicorn_only_flags(argv: list[str], expected: dict[str, Any]) -> None:
+    assert parse(*argv) == expected
+    Config(**expected)
+
+
+def test_unknown_implementations_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.parse_cli(["--http", "mymodule:Protocol"])
+    assert info.value.code == 2
+    assert "invalid choice: 'mymodule:Protocol'" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- precedence

@@ -80,6 +80,15 @@ def test_convert_errors_name_the_flag(name: str, raw: Any, message: str) -> None
         ({"wsgi_threads": -1}, "--wsgi-threads must be positive"),
         ({"headers": ["no colon"]}, "--header must look like 'Name: value'"),
         ({"ssl_cert_reqs": 5}, "--ssl-cert-reqs must be 0, 1 or 2"),
+        ({"ssl_version": 3}, "--ssl-version 3: TLS 1.0 and 1.1 are deprecated"),
+        ({"ssl_version": 4}, "--ssl-version 4: TLS 1.0 and 1.1 are deprecated"),
+        ({"ssl_version": 16}, "--ssl-version 16 is the client-side protocol"),
+        ({"ssl_version": 99}, "--ssl-version 99 is not an ssl.PROTOCOL_"),
+        (
+            {"ssl_version": 5, "ssl_min_version": "TLSv1.3"},
+            "--ssl-version 5 pins TLS 1.2, which --ssl-min-version TLSv1.3 refuses",
+        ),
+        ({"h11_max_incomplete_event_size": 0}, "--h11-max-incomplete-event-size must be positive"),
     ],
 )
 def test_validation(settings: dict[str, Any], message: str) -> None:

@@ -56,6 +56,14 @@ LoopChoice = Literal["auto", "asyncio", "uvloop"]
 Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 AccessLogFormat = Literal["text", "json"]
+HTTPImplementation = Literal["auto", "httptools", "h11"]
+WebSocketImplementation = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
+#: ssl.PROTOCOL_TLS_SERVER, uvicorn's default --ssl-version.
+SSL_PROTOCOL_NEGOTIATED = 17
+#: --ssl-version numbers (ssl._SSLMethod) that serve: negotiate (PROTOCOL_TLS and
+#: PROTOCOL_TLS_SERVER), or TLS 1.2 only (PROTOCOL_TLSv1_2).
+SSL_PROTOCOLS_NEGOTIATED = frozenset((2, 17))
+SSL_PROTOCOL_TLS12 = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +181,12 @@ class Config:
     )
 
     # ----------------------------------------------------------------- HTTP
+    http: HTTPImplementation = setting(
+        "auto",
+        "HTTP/1.1 parser, for uvicorn's --http: every choice parses with llhttp (httptools), "
+        "h11 included.",
+        group="http",
+    )
     http2: bool = setting(
         True, "Serve HTTP/2 (ALPN h2, h2c upgrade, prior knowledge).", group="http"
     )
@@ -208,6 +222,11 @@ class Config:
     )
     limit_request_header_size: int = setting(
         65536, "Largest request header block in bytes (431 past it).", group="http"
+    )
+    h11_max_incomplete_event_size: int | None = setting(
+        None,
+        "uvicorn's name for --limit-request-header-size; overrides it when given.",
+        group="http",
     )
     limit_request_body: int | None = setting(
         None, "Largest request body in bytes (413 past it); unlimited when unset.", group="http"
@@ -246,8 +265,11 @@ class Config:
     )
 
     # ----------------------------------------------------------------- WebSocket
-    ws: Literal["auto", "none"] = setting(
-        "auto", "WebSocket support; 'none' disables it.", group="websocket"
+    ws: WebSocketImplementation = setting(
+        "auto",
+        "WebSocket support; 'none' disables it. uvicorn's implementation names are accepted: "
+        "every one is the built-in websockets sans-IO core.",
+        group="websocket",
     )
     ws_max_size: int = setting(
         16777216, "Largest WebSocket message in bytes (1009 past it).", group="websocket"
@@ -279,6 +301,12 @@ class Config:
     ssl_ciphers: str = setting("TLSv1.2", "OpenSSL cipher string for TLS 1.2.", group="tls")
     ssl_min_version: Literal["TLSv1.2", "TLSv1.3"] = setting(
         "TLSv1.2", "Oldest TLS version accepted.", group="tls"
+    )
+    ssl_version: int = setting(
+        SSL_PROTOCOL_NEGOTIATED,
+        "uvicorn's ssl.PROTOCOL_* number: 2 or 17 negotiate the newest version, 5 pins TLS 1.2 "
+        "(TLS 1.0 and 1.1 are refused).",
+        group="tls",
     )
     timeout_ssl_handshake: float = setting(10.0, "Seconds a TLS handshake may take.", group="tls")
 
@@ -320,12 +348,41 @@ def validate(config: Config) -> None:
         raise ConfigError("--http2-max-frame-size must be between 16384 and 16777215")
     if config.ssl_cert_reqs not in (0, 1, 2):
         raise ConfigError("--ssl-cert-reqs must be 0, 1 or 2")
+    if (
+        config.h11_max_incomplete_event_size is not None
+        and config.h11_max_incomplete_event_size <= 0
+    ):
+        raise ConfigError("--h11-max-incomplete-event-size must be positive")
+    _validate_ssl_version(config)
     if config.ssl_keyfile and not config.ssl_certfile:
         raise ConfigError("--ssl-keyfile needs --ssl-certfile (the certificate chain)")
     for header in config.headers:
         name, sep, _ = header.partition(":")
         if not sep or not name.strip():
             raise ConfigError(f"--header must look like 'Name: value', not {header!r}")
+
+
+def _validate_ssl_version(config: Config) -> None:
+    version = config.ssl_version
+    if version in SSL_PROTOCOLS_NEGOTIATED:
+        return
+    if version == SSL_PROTOCOL_TLS12:
+        if config.ssl_min_version == "TLSv1.3":
+            raise ConfigError(
+                "--ssl-version 5 pins TLS 1.2, which --ssl-min-version TLSv1.3 refuses"
+            )
+        return
+    if version in (3, 4):  # PROTOCOL_TLSv1, PROTOCOL_TLSv1_1
+        raise ConfigError(
+            f"--ssl-version {version}: TLS 1.0 and 1.1 are deprecated (RFC 8996) and not served; "
+            "use 17 (negotiate) or 5 (TLS 1.2)"
+        )
+    if version == 16:  # PROTOCOL_TLS_CLIENT
+        raise ConfigError("--ssl-version 16 is the client-side protocol; a server uses 17")
+    raise ConfigError(
+        f"--ssl-version {version} is not an ssl.PROTOCOL_* number a server can use: "
+        "17 (negotiate), 2 (the same) or 5 (TLS 1.2 only)"
+    )
 
 
 # --------------------------------------------------------------------------- introspection

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from pronghorn.config import Config
+from pronghorn.config import SSL_PROTOCOL_TLS12, Config
 from pronghorn.errors import StartupError
 from pronghorn.protocols.negotiate import alpn_protocols
 
@@ -54,6 +54,8 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
         _readable(config.ssl_keyfile, "--ssl-keyfile")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _MIN_VERSIONS[config.ssl_min_version]
+    if config.ssl_version == SSL_PROTOCOL_TLS12:  # uvicorn's --ssl-version 5 (PROTOCOL_TLSv1_2)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
     # TLS 1.2 and earlier allow renegotiation and compression, both attack surface with no use
     # for a server; TLS 1.3 has neither.
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION

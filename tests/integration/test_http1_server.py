@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import re
 import socket
@@ -526,6 +527,35 @@ def test_bad_requests_get_a_clear_error_and_never_reach_the_app(
     assert data.startswith(b"HTTP/1.1 %d " % status)
     assert b"connection: close" in data
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"limit_request_header_size": 1024}, {"h11_max_incomplete_event_size": 1024}],
+    ids=["pronghorn-flag", "uvicorn-flag"],
+)
+def test_the_header_size_limit_answers_431(serve: Serve, settings: dict[str, int]) -> None:
+    server = serve(hello, **settings)
+    fits = server.connect()
+    fits.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 900 + b"\r\n\r\n")
+    assert recv_response(fits).startswith(b"HTTP/1.1 200 ")
+    too_big = server.connect()
+    too_big.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 1100 + b"\r\n\r\n")
+    data = recv_until_closed(too_big)
+    assert data.startswith(b"HTTP/1.1 431 ")
+    assert b"connection: close" in data
+
+
+@pytest.mark.parametrize("choice", ["auto", "httptools", "h11"])
+def test_uvicorn_http_implementation_names_are_served_by_llhttp(
+    serve: Serve, choice: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pronghorn.error")
+    server = serve(hello, http=choice, log_level="info")
+    assert httpx.get(server.url).text == "Hello, world!"
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--http")]
+    expected = ["--http h11: HTTP/1.1 is parsed by llhttp (httptools), as in every mode"]
+    assert notes == (expected if choice == "h11" else [])
 
 
 def test_limit_concurrency_answers_503(serve: Serve) -> None:

@@ -136,6 +136,27 @@ def test_minimum_tls_version(tls: TLSFiles) -> None:
         assert httpx.get(server.url, verify=tls.client_context(), timeout=5).status_code == 200
 
 
+def negotiated_version(port: int, tls: TLSFiles) -> str | None:
+    """The TLS version a client offering 1.2 and 1.3 ends up with."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        tls.client_context().wrap_socket(raw, server_hostname="localhost") as conn,
+    ):
+        return conn.version()
+
+
+def test_uvicorn_ssl_version_5_pins_tls_1_2(tls: TLSFiles) -> None:
+    # uvicorn's --ssl-version 5 is ssl.PROTOCOL_TLSv1_2.
+    with serve(hello, tls, ssl_version=5) as server:
+        assert negotiated_version(server.port, tls) == "TLSv1.2"
+        newest = tls.client_context()
+        newest.minimum_version = ssl.TLSVersion.TLSv1_3
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.url, verify=newest, timeout=5)
+    with serve(hello, tls) as server:  # the default (17) negotiates the newest
+        assert negotiated_version(server.port, tls) == "TLSv1.3"
+
+
 def test_handshake_timeout_closes_silent_connections(tls: TLSFiles) -> None:
     with (
         serve(hello, tls, timeout_ssl_handshake=0.3) as server,

@@ -7,6 +7,7 @@ Every wait is bounded: socket timeouts, ``asyncio.wait_for`` and counted polling
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import struct
@@ -304,6 +305,23 @@ class TestHandshake:
             )
         assert response.startswith(b"HTTP/1.1 200 "), response
         assert response.endswith(b"plain")
+
+    @pytest.mark.parametrize("choice", ["websockets", "websockets-sansio", "wsproto"])
+    def test_uvicorn_implementation_names_serve_websockets(
+        self, choice: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="pronghorn.error")
+
+        async def client(url: str) -> None:
+            async with connect(url + "/") as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+
+        with serve(echo, ws=choice, log_level="info") as server:
+            run(client(server.url))
+        notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--ws")]
+        expected = ["--ws wsproto: WebSocket frames are handled by websockets' sans-IO core"]
+        assert notes == (expected if choice == "wsproto" else [])
 
 
 # --------------------------------------------------------------------------- clients

@@ -146,6 +146,7 @@ class Server:
         sockets: Sequence[socket.socket],
     ) -> None:
         config = self.config
+        _note_implementation_choices(config)
         self._access_log = self._access_logger(loop)
         state = ServerState(
             config,
@@ -303,3 +304,11 @@ def bind_sockets(config: Config) -> list[socket.socket]:
     from pronghorn.sockets import bind_sockets as bind
 
     return bind(config)
+
+
+def _note_implementation_choices(config: Config) -> None:
+    """uvicorn's --http h11 and --ws wsproto name libraries pronghorn does not use: say so once."""
+    if config.http == "h11":
+        logger.info("--http h11: HTTP/1.1 is parsed by llhttp (httptools), as in every mode")
+    if config.ws == "wsproto":
+        logger.info("--ws wsproto: WebSocket frames are handled by websockets' sans-IO core")

@@ -128,7 +128,8 @@ class ServerState:
         self.h1_limits = HTTP1Limits(
             max_request_line=config.limit_request_line,
             max_headers=config.limit_request_headers,
-            max_header_size=config.limit_request_header_size,
+            max_header_size=config.h11_max_incomplete_event_size
+            or config.limit_request_header_size,
             max_body=config.limit_request_body,
         )
         self.trusted = (
