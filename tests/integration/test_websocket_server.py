@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import socket
 import struct
 import threading
@@ -621,6 +622,51 @@ class TestBackpressure:
                 total += 1
                 assert payload == chunk
             assert total == 200
+            raw.close()
+
+    def test_pings_from_a_client_that_never_reads_do_not_pile_up(self) -> None:
+        # Pongs are written without the app: reading stops while the transport is paused for
+        # writing, so the client's pings back up in its own socket instead of the server's
+        # memory (before: 1M pings buffered 140 MB of pongs in the server).
+        ping = client_frame(0x9, b"p" * 125)
+        batch = ping * 100
+        limit = 300_000 * len(ping)
+        with serve(echo, ws_ping_interval=None) as server:
+            raw = RawClient(server.port)
+            raw.sock.setblocking(False)
+            written = 0
+            pending = b""
+            deadline = time.monotonic() + 15
+            while written < limit and time.monotonic() < deadline:
+                if not select.select([], [raw.sock], [], 0.5)[1]:
+                    break  # the server stopped taking pings
+                pending = pending or batch
+                sent = raw.sock.send(pending)
+                written += sent
+                pending = pending[sent:]
+            assert written < limit, "the server read every ping of a client reading no pong"
+            connection = server.connections()[0]
+            assert connection.reading_paused
+            assert connection.write_paused
+            # Nothing lost: once the client reads, the server reads on and answers each ping.
+            raw.sock.setblocking(True)
+            raw.sock.settimeout(5)
+            rest = threading.Thread(target=raw.sock.sendall, args=(pending,))
+            if pending:  # a partial frame: finished once the server reads again
+                rest.start()
+            pong = b"\x8a\x7d" + b"p" * 125
+            expected = pong * ((written + len(pending)) // len(ping))
+            received = bytearray(raw.buffer)
+            while len(received) < len(expected):
+                chunk = raw.sock.recv(1 << 20)
+                assert chunk, f"closed after {len(received)} of {len(expected)} bytes of pongs"
+                received += chunk
+            assert received == expected
+            raw.buffer = b""
+            if pending:
+                rest.join(5)
+            raw.send(client_frame(0x1, b"still echoing"))
+            assert raw.read_frame() == (0x1, b"still echoing")
             raw.close()
 
 

@@ -226,10 +226,20 @@ class ConnectionProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        if type(self.core) is TunnelConnection:
+            self._tunnel_flow_changed()
 
     def resume_writing(self) -> None:
         self.write_paused = False
         self._wake_writers()
+        if type(self.core) is TunnelConnection:
+            self._tunnel_flow_changed()
+
+    def _tunnel_flow_changed(self) -> None:
+        # A WebSocket answers pings and closes by itself: its runner stops reading while the
+        # peer is not reading what is written (server/websocket.py, _update_flow).
+        for runner in list(self.streams.values()):
+            runner.flow_changed()
 
     # ------------------------------------------------------------------ events
     def _process_events(self) -> None:
