@@ -32,6 +32,8 @@ class H2WebSocketClient:
         self.data = b""
         self.inbound = b""
         self.ended = False
+        #: Off: the client reads frames but grants the server no window for more.
+        self.acknowledge = True
         self.wait_for(h2.events.RemoteSettingsChanged)
         settings = self.conn.remote_settings
         assert settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] == 1
@@ -60,7 +62,8 @@ class H2WebSocketClient:
             self.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
         elif isinstance(event, h2.events.DataReceived):
             self.data += event.data
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if self.acknowledge:
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             self.ended = True
 
@@ -251,4 +254,44 @@ def test_full_message_queue_withholds_the_stream_window() -> None:
         assert received == [size] * count
         # Consumed by the app, the data is acknowledged and the window reopens.
         assert client.conn.local_flow_control_window(1) > initial - sent
+        client.close()
+
+
+def test_pings_from_a_client_granting_no_window_do_not_pile_up() -> None:
+    # Pongs are DATA on the stream: once they wait for the client's window, the server stops
+    # acknowledging the client's DATA, so the client runs out of window instead of the server
+    # buffering pongs without bound.
+    ping = client_frame(0x9, b"p" * 125)
+    batch, limit = ping * 50, 100_000
+    with serve(echo, ws_ping_interval=None) as server:
+        client = H2WebSocketClient(server.port)
+        client.connect(VERSION)
+        client.acknowledge = False
+        client.sock.settimeout(0.05)
+        sent = stalls = 0
+        deadline = time.monotonic() + 15
+        while sent < limit and stalls < 10 and time.monotonic() < deadline:
+            if client.conn.local_flow_control_window(1) < len(batch):
+                stalls += 1
+                with contextlib.suppress(TimeoutError):
+                    client.pump()  # takes in pongs and any WINDOW_UPDATE
+                continue
+            stalls = 0
+            client.send(batch)
+            sent += 50
+        assert sent < limit, "the server acknowledged every ping while its pongs piled up"
+        # Nothing lost: granting window again lets every pong out and the server read on.
+        client.sock.settimeout(5)
+        client.acknowledge = True
+        client.conn.acknowledge_received_data(len(client.data), 1)
+        client.sock.sendall(client.conn.data_to_send())
+        pong = b"\x8a\x7d" + b"p" * 125
+        for _ in range(10_000):
+            if len(client.data) >= sent * len(pong):
+                break
+            client.pump()
+        assert client.data == pong * sent
+        client.data = b""
+        client.send(client_frame(0x1, b"still echoing"))
+        assert client.read_frame() == (0x81, 0x1, b"still echoing")
         client.close()

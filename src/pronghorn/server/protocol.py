@@ -226,20 +226,23 @@ class ConnectionProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        if type(self.core) is TunnelConnection:
-            self._tunnel_flow_changed()
+        if type(self.core) is not HTTP1Connection:
+            self._output_flow_changed()
 
     def resume_writing(self) -> None:
         self.write_paused = False
         self._wake_writers()
-        if type(self.core) is TunnelConnection:
-            self._tunnel_flow_changed()
+        if type(self.core) is not HTTP1Connection:
+            self._output_flow_changed()
 
-    def _tunnel_flow_changed(self) -> None:
-        # A WebSocket answers pings and closes by itself: its runner stops reading while the
-        # peer is not reading what is written (server/websocket.py, _update_flow).
+    def _output_flow_changed(self) -> None:
+        # A WebSocket answers pings by itself, past the app's send() backpressure: its runner
+        # stops reading while the peer is not reading what is written (server/websocket.py,
+        # _update_flow). Plain HTTP runners have no such output.
         for runner in list(self.streams.values()):
-            runner.flow_changed()
+            changed = getattr(runner, "flow_changed", None)
+            if changed is not None:
+                changed()
 
     # ------------------------------------------------------------------ events
     def _process_events(self) -> None:
@@ -289,6 +292,7 @@ class ConnectionProtocol(asyncio.Protocol):
                 runner.input_ended()
         elif kind is WindowOpened:
             self._wake_writers()
+            self._output_flow_changed()
         else:  # pragma: no cover - every event type is listed above
             raise AssertionError(f"unhandled event {event!r}")
 

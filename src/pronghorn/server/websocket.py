@@ -270,34 +270,34 @@ class WebSocketExchange:
             self._finish()
 
     def flow_changed(self) -> None:
-        """The connection's transport paused or resumed writing (HTTP/1.1)."""
+        """The transport paused or resumed writing, or an HTTP/2 window opened."""
         self._update_flow()
 
     def _update_flow(self) -> None:
         """Stop taking data while ``ws_max_queue`` messages wait for the app; start again once
         the app has taken half of them, so a steady flow does not toggle reading per message.
 
-        Over HTTP/1.1 reading also stops while the transport is paused for writing: pings are
-        answered without the app, so a client that sends pings and never reads would otherwise
-        have the server buffer every pong (1M pings of 125 bytes: 140 MB of RSS). HTTP/2 bounds
-        the pongs by the stream's send window instead.
+        Reading also stops while what was written is not being read: the transport is paused
+        for writing, or (HTTP/2) the stream's frames wait for the peer's window. Pings are
+        answered without the app, so a client that sends pings and reads nothing would
+        otherwise have the server buffer every pong (1M pings of 125 bytes: 174 MB of RSS).
         """
         protocol = self.protocol
         limit = protocol.server.config.ws_max_queue
         queued = self.cycle.queued
         paused = queued > limit // 2 if self._read_paused else queued >= limit
+        self._read_paused = paused
+        stalled = paused or protocol.write_paused
         core = protocol.core
         if type(core) is HTTP2Connection:  # per-stream flow control: withhold the window
-            self._read_paused = paused
-            if not paused and self._unacked:
+            if not stalled and self._unacked and not core.is_blocked(self.stream_id):
                 core.acknowledge(self.stream_id, self._unacked)
                 self._unacked = 0
                 protocol.schedule_flush()
             return
         self._unacked = 0
-        self._read_paused = paused
-        if (paused or protocol.write_paused) != protocol.reading_paused:
-            protocol.update_reading(_PAUSE if paused or protocol.write_paused else _RESUME)
+        if stalled != protocol.reading_paused:
+            protocol.update_reading(_PAUSE if stalled else _RESUME)
 
     def _wake(self) -> None:
         waiter = self._waiter
