@@ -558,6 +558,24 @@ def test_uvicorn_http_implementation_names_are_served_by_llhttp(
     assert notes == (expected if choice == "h11" else [])
 
 
+@pytest.mark.parametrize(
+    "rest",
+    [b"zz\r\n", b"0\r\nX-T: " + b"a" * 70000 + b"\r\n\r\n"],
+    ids=["bad-chunk-size", "trailers-too-large"],
+)
+def test_a_bad_body_after_the_answer_closes_without_a_second_answer(
+    serve: Serve, rest: bytes
+) -> None:
+    # hello answers without reading the body; the rest of it is discarded. A second answer
+    # for the bad part would be read by the client as the answer to its next request.
+    server = serve(hello)
+    sock = server.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    assert recv_response(sock).startswith(b"HTTP/1.1 200 ")
+    sock.sendall(rest + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert recv_until_closed(sock) == b""
+
+
 def test_limit_concurrency_answers_503(serve: Serve) -> None:
     release = threading.Event()
 

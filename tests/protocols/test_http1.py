@@ -568,6 +568,37 @@ class TestResponses:
         with pytest.raises(LocalProtocolError):
             c.send(Body(1, b"", True))
 
+    @pytest.mark.parametrize(
+        ("rest", "reason"),
+        [
+            (b"zz\r\nhello\r\n0\r\n\r\n", "Invalid character in chunk size"),
+            (b"0\r\nX-T: " + b"a" * 2000 + b"\r\n\r\n", "Request header block too large"),
+            (b"5\r\nhello\r\n0\r\nBad Trailer\r\n\r\n", "Invalid header"),
+        ],
+        ids=["bad-chunk-size", "trailers-too-large", "bad-trailer"],
+    )
+    def test_bad_body_of_an_answered_request_closes_without_a_second_answer(
+        self, rest: bytes, reason: str
+    ) -> None:
+        # The app answered before reading the body; what is left is discarded. An error in
+        # it must not be answered: the client would take that answer for its next request's.
+        c = conn(max_header_size=1024)
+        served(c, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        answer = respond(c)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        events = feed(c, rest + b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [type(e) for e in events] == [ProtocolViolation]
+        assert reason.lower() in violation(events).reason.lower()
+        assert c.should_close
+        assert c.data_to_send() == b""  # no second answer
+
+    def test_bad_body_of_the_request_being_answered_still_gets_an_answer(self) -> None:
+        c = conn()
+        served(c, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        events = feed(c, b"zz\r\n")
+        assert violation(events).status == 400
+        assert c.data_to_send().startswith(b"HTTP/1.1 400 ")
+
     def test_late_body_of_answered_request_is_discarded(self) -> None:
         c = conn()
         served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")

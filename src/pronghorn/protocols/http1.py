@@ -449,6 +449,14 @@ class HTTP1Connection:
             index = self._parse_index  # the request being parsed is the bad one
         else:
             index = self._parse_index + 1  # garbage where the next request should start
+        if index < self._serve_index:
+            # The bad bytes are the unread body of a request already answered, being
+            # discarded: an error response now would be read as the next request's answer.
+            # The connection just closes after the answer it has.
+            self._in_head = False
+            self._ready.append(ProtocolViolation(STREAM_ID, status, reason))
+            self.should_close = True
+            return
         index = max(index, self._serve_index)
         self._violation = (index, status, reason)
         self._in_head = False
