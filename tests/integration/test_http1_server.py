@@ -576,6 +576,27 @@ def test_a_bad_body_after_the_answer_closes_without_a_second_answer(
     assert recv_until_closed(sock) == b""
 
 
+def test_a_large_unread_body_is_not_read_on_forever(serve: Serve) -> None:
+    # hello answers without reading; 10 GB follow. The connection closes after the answer
+    # (draining the input for the linger time so the answer is not reset) instead of reading
+    # and dropping everything the client sends.
+    server = serve(hello)
+    sock = server.connect()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n")
+    assert recv_response(sock).startswith(b"HTTP/1.1 200 ")
+    chunk = bytes(65536)
+    start = time.monotonic()
+    closed = False
+    while time.monotonic() - start < 8:
+        try:
+            sock.sendall(chunk)
+        except OSError:
+            closed = True
+            break
+    assert closed, "the server kept reading a body nobody reads"
+    assert time.monotonic() - start < 6
+
+
 def test_limit_concurrency_answers_503(serve: Serve) -> None:
     release = threading.Event()
 

@@ -21,6 +21,7 @@ from pronghorn.protocols.events import (
     Trailers,
 )
 from pronghorn.protocols.http1 import (
+    DISCARD_LIMIT,
     HEAD_CACHE_SIZE,
     IDLE_PARSERS_MAX,
     PARSER_POOL,
@@ -598,6 +599,36 @@ class TestResponses:
         events = feed(c, b"zz\r\n")
         assert violation(events).status == 400
         assert c.data_to_send().startswith(b"HTTP/1.1 400 ")
+
+    def test_a_large_unread_body_closes_after_the_answer(self) -> None:
+        # Reading 10 MB only to drop it costs more than the client's next connection.
+        c = conn()
+        served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\nabc")
+        assert respond(c).startswith(b"HTTP/1.1 200 ")
+        assert c.should_close
+
+    def test_an_unread_body_within_the_discard_limit_keeps_the_connection(self) -> None:
+        c = conn()
+        size = DISCARD_LIMIT + 3
+        served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nabc" % size)
+        respond(c)
+        assert not c.should_close
+        events = feed(c, bytes(DISCARD_LIMIT) + b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [type(e) for e in events] == [RequestReceived]
+
+    def test_an_unread_chunked_body_is_cut_off_at_the_discard_limit(self) -> None:
+        c = conn()
+        served(c, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        respond(c)
+        assert not c.should_close  # the rest may be short
+        chunk = b"%x\r\n%s\r\n" % (65536, bytes(65536))
+        events = feed(c, chunk * 3)
+        assert events == []
+        assert not c.should_close
+        events = feed(c, chunk * 2)
+        assert [type(e) for e in events] == [ProtocolViolation]
+        assert c.should_close
+        assert c.data_to_send() == b""  # closes after the app's answer, with no other
 
     def test_late_body_of_answered_request_is_discarded(self) -> None:
         c = conn()

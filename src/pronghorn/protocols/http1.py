@@ -45,6 +45,7 @@ from pronghorn.protocols.heads import HEAD_CACHE_SIZE, HeadKey, remember
 from pronghorn.protocols.output import COPY_LIMIT, joined
 
 __all__ = [
+    "DISCARD_LIMIT",
     "HEAD_CACHE_SIZE",
     "IDLE_PARSERS_MAX",
     "PARSER_POOL",
@@ -54,6 +55,9 @@ __all__ = [
 ]
 
 STREAM_ID = 1
+#: Request body an app left unread that is still read and dropped to keep the connection
+#: (Go's net/http draws the same line); past it the connection closes after the answer.
+DISCARD_LIMIT = 256 * 1024
 
 
 def _status_line(status: int) -> bytes:
@@ -214,11 +218,13 @@ class HTTP1Connection:
     __slots__ = (
         "_backlog",
         "_backlog_size",
+        "_body_expected",
         "_body_received",
         "_chunked_response",
         "_continue_sent",
         "_declined_upgrade",
         "_defaults",
+        "_discard_until",
         "_draining",
         "_expect_continue",
         "_head_bytes",
@@ -276,6 +282,10 @@ class HTTP1Connection:
         self._headers: Headers = []
         self._trailers: Headers | None = None  # made when a chunked body has trailers
         self._body_received = 0
+        #: The request body's Content-Length (None: chunked), for the discard decision.
+        self._body_expected: int | None = 0
+        #: Discarding an answered request's unread body stops (closing) past this count.
+        self._discard_until = 0
         self._request: RequestReceived | None = None
         # response side (for the request being served)
         self._send_state = _Send.IDLE
@@ -670,14 +680,15 @@ class HTTP1Connection:
         self.should_close = True
 
     def _finish_response(self) -> None:
-        if not self._keep_alive or (
-            self._expect_continue
-            and not self._continue_sent
-            and self._parse_index == self._serve_index
-            and self._request is not None
+        unread = self._request is not None and self._parse_index == self._serve_index
+        if (
+            not self._keep_alive
+            or (unread and self._expect_continue and not self._continue_sent)
+            or (unread and self._too_much_unread())
         ):
             # Either the peer asked to close, or it may still be deciding whether to send a
-            # body we never invited: closing is the only unambiguous way on.
+            # body we never invited, or reading past the body it is sending would cost more
+            # than a new connection: closing is the only unambiguous way on.
             self._send_state = _Send.CLOSED
             self.should_close = True
             return
@@ -700,6 +711,13 @@ class HTTP1Connection:
         elif self._stopped and not any(type(e) is RequestReceived for e in self._ready):
             # EOF or an upgrade stopped the parser: nothing more will arrive to be served.
             self.should_close = True
+
+    def _too_much_unread(self) -> bool:
+        """The app answered without reading its whole body: the rest is read and dropped to
+        keep the connection, up to DISCARD_LIMIT (a chunked body is cut off there)."""
+        self._discard_until = self._body_received + DISCARD_LIMIT
+        expected = self._body_expected
+        return expected is not None and expected - self._body_received > DISCARD_LIMIT
 
     def data_to_send(self) -> bytes:
         return joined(self.take_output())
@@ -861,6 +879,7 @@ class _ParserSlot:
             upgrade,
         )
         c._request = request
+        c._body_expected = None if chunked else content_length or 0
         if c._parse_index == c._serve_index:
             c.start_request(request)
             c._ready.append(request)
@@ -873,6 +892,9 @@ class _ParserSlot:
         limit = c._limits.max_body
         if limit is not None and c._body_received > limit:
             raise _Violation(413, "Request body too large")
+        if c._parse_index < c._serve_index and c._body_received > c._discard_until:
+            # Answered already (_finish_response): no second answer, the connection closes.
+            raise _Violation(413, "Unread body of an answered request past the discard limit")
         c._emit(BodyReceived(STREAM_ID, body))
 
     def on_chunk_header(self) -> None:
