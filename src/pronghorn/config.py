@@ -240,6 +240,12 @@ class Config:
     timeout_request_body: float = setting(
         30.0, "Seconds a request body may stall before the connection is dropped.", group="http"
     )
+    timeout_send: float = setting(
+        60.0,
+        "Seconds a client may take none of a response before it is dropped (HTTP/2: the "
+        "stream is reset); 0 waits forever.",
+        group="http",
+    )
     timeout_graceful_shutdown: float = setting(
         30.0, "Seconds in-flight requests get to finish on shutdown.", group="http"
     )

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pronghorn.errors import ClientDisconnected
 from tests.conftest import RunningServer, recv_response, recv_until_closed, run_server
 
 Serve = Callable[..., RunningServer]
@@ -595,6 +596,30 @@ def test_a_large_unread_body_is_not_read_on_forever(serve: Serve) -> None:
             break
     assert closed, "the server kept reading a body nobody reads"
     assert time.monotonic() - start < 6
+
+
+def test_a_client_that_stops_reading_is_dropped_after_timeout_send(serve: Serve) -> None:
+    outcome: list[str] = []
+    disconnected = threading.Event()
+
+    async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for _ in range(2000):  # 128 MiB: far more than any socket buffer
+                await send({"type": "http.response.body", "body": bytes(65536), "more_body": True})
+        except ClientDisconnected:
+            outcome.append("disconnected")
+            disconnected.set()
+            raise
+        outcome.append("sent everything")
+
+    server = serve(stream, timeout_send=0.5)
+    sock = server.connect()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert disconnected.wait(10), outcome  # the client never reads a byte
+    assert outcome == ["disconnected"]
+    assert recv_until_closed(sock, limit=1 << 30)  # what was in flight, then the close
 
 
 def test_limit_concurrency_answers_503(serve: Serve) -> None:

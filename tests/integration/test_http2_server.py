@@ -154,7 +154,7 @@ def test_zero_window_stall_resets_the_stream() -> None:
             raise
 
     with (
-        serve(writer, timeout_request_body=0.5) as server,
+        serve(writer, timeout_send=0.5) as server,
         H2Client(server.port, settings={S.INITIAL_WINDOW_SIZE: 0}) as client,
     ):
         stream_id = client.request("/")
@@ -194,7 +194,7 @@ def test_final_chunk_in_a_window_that_never_opens_is_reset() -> None:
         await send({"type": "http.response.body", "body": b"q" * 1000})
 
     with (
-        serve(one_shot, timeout_request_body=0.3) as server,
+        serve(one_shot, timeout_send=0.3) as server,
         H2Client(server.port, settings={S.INITIAL_WINDOW_SIZE: 0}) as client,
     ):
         first = client.request("/")

@@ -250,7 +250,7 @@ async def wait_window(protocol: ConnectionProtocol, core: HTTP2Connection, strea
         return
     protocol.flush()
     loop = protocol.server.loop
-    timeout = protocol.server.config.timeout_request_body
+    timeout = protocol.server.config.timeout_send
     deadline = loop.time() + timeout if timeout and timeout > 0 else None
     while core.is_blocked(stream_id) and not protocol.closed:
         # WindowOpened (and a reset of the stream) wake every writer of the connection; each

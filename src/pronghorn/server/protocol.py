@@ -446,9 +446,24 @@ class ConnectionProtocol(asyncio.Protocol):
         self._set_timer(_LINGER, LINGER_SECONDS)
 
     async def wait_writable(self) -> None:
-        """Return once the transport takes more data (send() backpressure)."""
+        """Return once the transport takes more data (send() backpressure).
+
+        A client that takes none of it for ``timeout_send`` is dropped (``closed`` is then
+        set): otherwise a client that stops reading holds its connection and the app's task
+        for as long as it likes (a slow-read attack).
+        """
+        loop = self.server.loop
+        timeout = self.server.config.timeout_send
+        deadline = loop.time() + timeout if timeout > 0 else None
         while self.write_paused and not self.closed:
-            await self.writable_waiter()
+            if deadline is None:
+                await self.writable_waiter()
+                continue
+            try:
+                await asyncio.wait_for(self.writable_waiter(), deadline - loop.time())
+            except TimeoutError:
+                logger.debug("%s took no response bytes for %.0f s", self.conn_info.client, timeout)
+                self.force_close()
 
     def writable_waiter(self) -> asyncio.Future[None]:
         """A future set once the transport takes more data or a core's window opens."""
