@@ -315,6 +315,14 @@ class Config:
         group="tls",
     )
     timeout_ssl_handshake: float = setting(10.0, "Seconds a TLS handshake may take.", group="tls")
+    ssl_context_factory: str | None = setting(
+        None,
+        "A function called as function(config, default_factory) in each worker, returning the "
+        "server's ssl.SSLContext (uvicorn's ssl_context_factory); default_factory() builds the "
+        "context the other --ssl-* flags describe. ALPN is set on what it returns.",
+        group="tls",
+        metavar="MODULE:FUNCTION",
+    )
 
     # ----------------------------------------------------------------- logging
     log_level: LogLevel = setting("info", "Log level.", group="logging")

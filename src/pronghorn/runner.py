@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from pronghorn.config import Config
-from pronghorn.errors import ConfigError, LifespanFailure
+from pronghorn.errors import ConfigError, LifespanFailure, PronghornError
 
 #: The exit status of a server or supervisor whose app failed lifespan startup.
 EXIT_LIFESPAN_FAILED = 3
@@ -25,6 +25,9 @@ def run(app: Any, **settings: Any) -> None:
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ConfigError(f"run() got unknown setting(s): {', '.join(unknown)}")
+    factory = settings.get("ssl_context_factory")
+    if factory is not None and not isinstance(factory, str):
+        settings["ssl_context_factory"] = import_string_of(factory, "ssl_context_factory")
     app_object = None
     if isinstance(app, str):
         settings["app"] = app
@@ -71,4 +74,28 @@ def _needs_supervisor(config: Config) -> bool:
         or os.environ.get("NOTIFY_SOCKET")
         or config.limit_max_requests is not None
         or config.limit_max_rss is not None
+    )
+
+
+def import_string_of(obj: object, name: str) -> str:
+    """``"module:qualname"`` for a module-level function, which every worker can import.
+
+    uvicorn takes such callables as objects; pronghorn settings cross into worker processes
+    as text, so the object must be importable under its own name.
+    """
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if callable(obj) and module and qualname and "<" not in qualname:
+        import_str = f"{module}:{qualname}"
+        from pronghorn.importer import import_from_string
+
+        try:
+            found = import_from_string(import_str)
+        except PronghornError:
+            found = None
+        if found is obj:
+            return import_str
+    raise ConfigError(
+        f"{name} must be a module-level function (workers import it by name) or a "
+        f"'module:function' string, not {obj!r}"
     )

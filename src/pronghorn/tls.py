@@ -11,7 +11,7 @@ import ssl
 from pathlib import Path
 
 from pronghorn.config import SSL_PROTOCOL_TLS12, Config
-from pronghorn.errors import StartupError
+from pronghorn.errors import AppImportError, StartupError
 from pronghorn.protocols.negotiate import alpn_protocols
 
 __all__ = ["create_ssl_context", "tls_enabled"]
@@ -29,7 +29,11 @@ def _no_password() -> bytes:
 
 
 def tls_enabled(config: Config) -> bool:
-    return config.ssl_certfile is not None or config.ssl_keyfile is not None
+    return (
+        config.ssl_certfile is not None
+        or config.ssl_keyfile is not None
+        or config.ssl_context_factory is not None
+    )
 
 
 def _readable(path: str, flag: str) -> None:
@@ -47,6 +51,42 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
     """The server context, or None when TLS is not configured."""
     if not tls_enabled(config):
         return None
+    if config.ssl_context_factory is not None:
+        context = _from_factory(config, config.ssl_context_factory)
+    else:
+        context = _default_context(config)
+    context.set_alpn_protocols(alpn_protocols(config.http2))
+    return context
+
+
+def _from_factory(config: Config, import_str: str) -> ssl.SSLContext:
+    from pronghorn.importer import import_from_string
+
+    flag = "--ssl-context-factory"
+    try:
+        factory = import_from_string(import_str)
+    except AppImportError as exc:
+        raise StartupError(f"{flag} {import_str}: {exc}") from None
+    if not callable(factory):
+        raise StartupError(f"{flag} {import_str}: not a function")
+
+    def default_factory() -> ssl.SSLContext:
+        if config.ssl_certfile is None:
+            raise StartupError(
+                f"{flag}: its default_factory() needs --ssl-certfile (or build the context "
+                "inside the factory without calling it)"
+            )
+        return _default_context(config)
+
+    context = factory(config, default_factory)
+    if not isinstance(context, ssl.SSLContext):
+        raise StartupError(
+            f"{flag} {import_str} returned {type(context).__name__}, not an ssl.SSLContext"
+        )
+    return context
+
+
+def _default_context(config: Config) -> ssl.SSLContext:
     if config.ssl_certfile is None:
         raise StartupError("--ssl-keyfile needs --ssl-certfile")
     _readable(config.ssl_certfile, "--ssl-certfile")
@@ -96,5 +136,4 @@ def create_ssl_context(config: Config) -> ssl.SSLContext | None:
             ) from None
     elif config.ssl_cert_reqs:
         raise StartupError("--ssl-cert-reqs needs --ssl-ca-certs to verify client certificates")
-    context.set_alpn_protocols(alpn_protocols(config.http2))
     return context

@@ -279,3 +279,83 @@ def test_server_start_fails_with_the_same_line(tmp_path: Path) -> None:
 
 def test_no_tls_settings_means_no_context() -> None:
     assert create_ssl_context(config()) is None
+
+
+# --------------------------------------------------------------------------- ssl_context_factory
+#: The certificate files the factories below load (set by the tests that use them).
+FACTORY_FILES: list[TLSFiles] = []
+FACTORY_CALLS: list[Config] = []
+
+
+def pinning_factory(config: Config, default_factory: Any) -> ssl.SSLContext:
+    """Adjusts the context the --ssl-* settings describe: TLS 1.2 only."""
+    FACTORY_CALLS.append(config)
+    context: ssl.SSLContext = default_factory()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def own_context_factory(config: Config, default_factory: Any) -> ssl.SSLContext:
+    """Builds its context without the settings (no --ssl-certfile given)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    files = FACTORY_FILES[-1]
+    context.load_cert_chain(str(files.certfile), str(files.keyfile))
+    return context
+
+
+def default_without_certfile(config: Config, default_factory: Any) -> ssl.SSLContext:
+    context: ssl.SSLContext = default_factory()
+    return context
+
+
+def not_a_context(config: Config, default_factory: Any) -> object:
+    return "context"
+
+
+FACTORY_MODULE = __name__
+
+
+def test_ssl_context_factory_adjusts_the_default_context(tls: TLSFiles) -> None:
+    FACTORY_CALLS.clear()
+    factory = f"{FACTORY_MODULE}:pinning_factory"
+    with serve(hello, tls, ssl_context_factory=factory) as server:
+        assert negotiated_version(server.port, tls) == "TLSv1.2"
+        # ALPN is the server's: set on whatever the factory returns.
+        assert alpn_of(server.port, tls, ["h2", "http/1.1"]) == "h2"
+        response = httpx.get(server.url + "/f", verify=tls.client_context(), timeout=5)
+        assert response.text == "1.1 https GET /f "
+    assert [call.ssl_context_factory for call in FACTORY_CALLS] == [factory]
+
+
+def test_ssl_context_factory_alone_enables_tls(tls: TLSFiles) -> None:
+    FACTORY_FILES.append(tls)
+    factory = f"{FACTORY_MODULE}:own_context_factory"
+    with serve(hello, ssl_context_factory=factory) as server:
+        assert negotiated_version(server.port, tls) == "TLSv1.3"
+        assert alpn_of(server.port, tls, ["h2"]) == "h2"
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        ("default_without_certfile", "its default_factory() needs --ssl-certfile"),
+        ("not_a_context", "returned str, not an ssl.SSLContext"),
+        ("no_such_function", "not found in module"),
+        ("FACTORY_MODULE", "not a function"),
+    ],
+)
+def test_ssl_context_factory_errors_are_one_line(factory: str, message: str) -> None:
+    with pytest.raises(StartupError) as exc:
+        create_ssl_context(config(ssl_context_factory=f"{FACTORY_MODULE}:{factory}"))
+    assert "--ssl-context-factory" in one_line(exc)
+    assert message in one_line(exc)
+
+
+def test_run_takes_a_factory_function_as_uvicorn_does() -> None:
+    from pronghorn.errors import ConfigError
+    from pronghorn.runner import import_string_of
+
+    name = "ssl_context_factory"
+    assert import_string_of(pinning_factory, name) == f"{FACTORY_MODULE}:pinning_factory"
+    with pytest.raises(ConfigError, match="must be a module-level function"):
+        import_string_of(lambda config, default: default(), name)

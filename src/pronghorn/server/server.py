@@ -131,10 +131,10 @@ class Server:
         return app
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self.config.ssl_certfile:
-            return None
-        from pronghorn.tls import create_ssl_context
+        from pronghorn.tls import create_ssl_context, tls_enabled
 
+        if not tls_enabled(self.config):
+            return None
         return create_ssl_context(self.config)
 
     async def _start_serving(
