@@ -169,6 +169,10 @@ async def websocket_bytes(websocket: WebSocket) -> None:
         await websocket.send_bytes(len(data).to_bytes(4, "big") + data[::-1])
 
 
+async def echo_path(request: Request) -> Response:
+    return PlainTextResponse(request.url.path)
+
+
 async def mounted(request: Request) -> Response:
     return JSONResponse({"root_path": request.scope["root_path"], "path": request.url.path})
 
@@ -188,6 +192,7 @@ app = Starlette(
         Route("/teapot", teapot),
         Route("/missing", missing),
         Route("/crash", crash),
+        Route("/path/{rest:path}", echo_path),
         Mount("/sub", routes=[Route("/where", mounted)]),
         WebSocketRoute("/ws", websocket_echo),
         WebSocketRoute("/ws-bytes", websocket_bytes),

@@ -45,6 +45,10 @@ class TestTargets:
     def test_decode(self) -> None:
         assert decode_path(b"/caf%C3%A9/%2F") == "/café//"
         assert decode_path(b"/plain") == "/plain"
+        # Not UTF-8: replaced, as every peer does (raw_path keeps the bytes).
+        assert decode_path(b"/caf%E9") == "/caf\ufffd"
+        assert decode_path(b"/caf\xe9") == "/caf\ufffd"
+        assert decode_path(b"/\xc3\xa9") == "/\u00e9"
 
 
 class TestHTTPScope:

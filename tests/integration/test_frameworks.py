@@ -119,6 +119,18 @@ def test_starlette_routing_and_json(starlette_server: RunningServer, http2: bool
 
 
 @pytest.mark.parametrize("http2", PROTOCOLS)
+def test_starlette_paths_that_are_not_utf8(starlette_server: RunningServer, http2: bool) -> None:
+    # Bytes that are not UTF-8 reach the app as U+FFFD (raw_path keeps them): an app writing
+    # the path into its response must not fail with a 500 on /caf%E9.
+    with http(starlette_server, http2=http2) as client:
+        assert client.get("/path/caf%C3%A9").text == "/path/café"
+        latin1 = client.get("/path/caf%E9")
+        assert latin1.status_code == 200
+        assert latin1.text == "/path/caf\ufffd"
+        assert client.get("/path/%FF%FE/x").text == "/path/\ufffd\ufffd/x"
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
 def test_starlette_streaming_response(starlette_server: RunningServer, http2: bool) -> None:
     with (
         http(starlette_server, http2=http2) as client,

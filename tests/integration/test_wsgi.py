@@ -90,6 +90,9 @@ def test_root_path_and_non_ascii_path(serve_wsgi: Callable[..., RunningServer]) 
     # PEP 3333: the path's UTF-8 bytes, one latin-1 character each.
     assert env["PATH_INFO"] == "/caf\u00c3\u00a9"
     assert env["PATH_INFO"].encode("latin-1").decode("utf-8") == "/café"
+    # Bytes that are not UTF-8 reach PATH_INFO exactly (from raw_path).
+    env = httpx.get(server.url + "/api/caf%E9/%2F", timeout=5).json()
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/api", "/caf\u00e9//")
 
 
 # --------------------------------------------------------------------------- streaming

@@ -53,12 +53,16 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
 
 
 def decode_path(raw_path: bytes) -> str:
+    """The ASGI ``path``: percent-escapes and UTF-8 decoded; bytes that are not UTF-8 become
+    U+FFFD, as under uvicorn, hypercorn and daphne. (Surrogate escapes kept them exactly,
+    but any app encoding the path - Starlette writing it into a response, a redirect -
+    failed with a 500 on a request like /caf%E9; raw_path keeps the exact bytes.)"""
     if b"%" not in raw_path:
         try:
             return raw_path.decode("ascii")
         except UnicodeDecodeError:  # llhttp lets raw UTF-8 through; decode it the same way
-            return raw_path.decode("utf-8", "surrogateescape")
-    return unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="surrogateescape")
+            return raw_path.decode("utf-8", "replace")
+    return unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="replace")
 
 
 def _with_root(conn: ConnectionInfo, raw_path: bytes, path: str) -> tuple[bytes, str]:

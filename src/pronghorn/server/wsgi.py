@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.importer import Message, Receive, Scope, Send
@@ -313,17 +314,21 @@ def _latin1(text: str) -> str:
 def build_environ(scope: Scope, body: WSGIInput) -> dict[str, Any]:
     """The PEP 3333 environ for one ASGI HTTP scope."""
     root_path: str = scope.get("root_path", "")
-    path: str = scope["path"]
-    if root_path and (path == root_path or path.startswith(root_path.rstrip("/") + "/")):
+    script_name = _latin1(root_path.rstrip("/"))
+    raw_path: bytes | None = scope.get("raw_path")
+    # PEP 3333 wants the path's bytes; raw_path has them exactly (the ASGI path has any
+    # bytes that are not UTF-8 replaced).
+    path = unquote_to_bytes(raw_path).decode("latin-1") if raw_path else _latin1(scope["path"])
+    if script_name and (path == script_name or path.startswith(script_name + "/")):
         # The ASGI path includes root_path; WSGI splits it into SCRIPT_NAME + PATH_INFO.
-        path = path[len(root_path.rstrip("/")) :]
+        path = path[len(script_name) :]
     scheme = scope.get("scheme", "http")
     server = scope.get("server") or ("localhost", None)
     server_port = server[1] if server[1] is not None else (443 if scheme == "https" else 80)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": _latin1(root_path.rstrip("/")),
-        "PATH_INFO": _latin1(path),
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path,
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "SERVER_NAME": str(server[0]),
         "SERVER_PORT": str(server_port),
