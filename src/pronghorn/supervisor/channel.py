@@ -22,11 +22,12 @@ from typing import Any
 
 from pronghorn.config import Config
 
-# Exit statuses of a worker process. 3 matches the server's status for a failed lifespan startup
-# and gunicorn's "worker failed to boot"; 75 is EX_TEMPFAIL from sysexits.h: "try again".
+# Exit statuses of a worker process, those of a server in one process (the CLI's): 1 it
+# crashed or could not start (the app did not import, a TLS file is missing), 3 the app
+# failed its lifespan startup; 75 is EX_TEMPFAIL from sysexits.h: "try again".
 EXIT_OK = 0
 EXIT_CRASHED = 1
-EXIT_STARTUP_FAILED = 3
+EXIT_LIFESPAN_FAILED = 3
 EXIT_RECYCLE = 75
 
 PING_LINE = "ping"

@@ -81,10 +81,10 @@ class WorkerRunner:
             return channel.EXIT_OK
         except PronghornError as exc:  # the app did not import, a TLS file is missing...
             logger.error("%s", exc)
-            return channel.EXIT_STARTUP_FAILED
+            return channel.EXIT_CRASHED
         except Exception:
             logger.exception("Worker failed")
-            return channel.EXIT_STARTUP_FAILED if not server.started else channel.EXIT_CRASHED
+            return channel.EXIT_CRASHED
         finally:
             loop.remove_reader(self.control.fileno())
             _cancel_remaining_tasks(loop)
@@ -92,7 +92,7 @@ class WorkerRunner:
             asyncio.set_event_loop(None)
             loop.close()
         if server.exit_code or not server.started:
-            return server.exit_code or channel.EXIT_STARTUP_FAILED
+            return server.exit_code or channel.EXIT_CRASHED
         return channel.EXIT_OK if self.stop_requested else channel.EXIT_RECYCLE
 
     def request_stop(self) -> None:

@@ -400,13 +400,13 @@ class Supervisor:
             if not worker.killed:
                 logger.info("Stopped worker process [%d]", worker.pid)
         elif worker.ready_at is None:
-            self._on_failed_start(worker, described)
+            self._on_failed_start(worker, status, described)
         elif status in (channel.EXIT_RECYCLE, channel.EXIT_OK) and not worker.killed:
             logger.info("Worker process [%d] finished; replacing it", worker.pid)
         else:
             self._on_crash(worker, described, now)
 
-    def _on_failed_start(self, worker: Worker, described: str) -> None:
+    def _on_failed_start(self, worker: Worker, status: int, described: str) -> None:
         if worker.replaces is not None:
             logger.error(
                 "New worker [%d] failed to start (%s); the old workers keep serving",
@@ -421,9 +421,13 @@ class Supervisor:
             self.waiting_for_change = True
         else:
             # Whatever the cause (status 3, an exception, no "ready" in time, a signal), starting
-            # again would most likely fail again: stop instead of looping.
+            # again would most likely fail again: stop instead of looping, with the status one
+            # server process would have had (3 only for a failed lifespan startup).
             logger.error("Worker [%d] failed to start (%s); shutting down", worker.pid, described)
-            self.shutdown(time.monotonic(), channel.EXIT_STARTUP_FAILED)
+            lifespan = status == channel.EXIT_LIFESPAN_FAILED
+            self.shutdown(
+                time.monotonic(), channel.EXIT_LIFESPAN_FAILED if lifespan else channel.EXIT_CRASHED
+            )
 
     def _on_crash(self, worker: Worker, described: str, now: float) -> None:
         self.crashed_total += 1
