@@ -553,7 +553,7 @@ class TestResponses:
         served(
             c, b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
         )
-        respond(c)
+        assert b"connection: close\r\n" in respond(c)
         assert c.should_close
 
     def test_reset_closes(self) -> None:
@@ -604,14 +604,16 @@ class TestResponses:
         # Reading 10 MB only to drop it costs more than the client's next connection.
         c = conn()
         served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\nabc")
-        assert respond(c).startswith(b"HTTP/1.1 200 ")
+        answer = respond(c)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert b"connection: close\r\n" in answer  # said, so no client reuses it
         assert c.should_close
 
     def test_an_unread_body_within_the_discard_limit_keeps_the_connection(self) -> None:
         c = conn()
         size = DISCARD_LIMIT + 3
         served(c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nabc" % size)
-        respond(c)
+        assert b"connection: close" not in respond(c)
         assert not c.should_close
         events = feed(c, bytes(DISCARD_LIMIT) + b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert [type(e) for e in events] == [RequestReceived]

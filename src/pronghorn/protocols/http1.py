@@ -621,6 +621,16 @@ class HTTP1Connection:
                     for line in info.lines
                     if defaults.special.get(line.split(b":", 1)[0].lower()) != _CONTENT_LENGTH
                 )
+        if (
+            first_end
+            and keep_alive
+            and self._request is not None
+            and self._parse_index == self._serve_index
+            and self._unread_body_closes()
+        ):
+            # The whole answer is here and the body will stay unread: say the connection
+            # closes, or a client reusing it races the close (httpx did).
+            keep_alive = False
         if not keep_alive:
             framing += b"connection: close\r\n"
         elif self._http10:
@@ -680,11 +690,10 @@ class HTTP1Connection:
         self.should_close = True
 
     def _finish_response(self) -> None:
-        unread = self._request is not None and self._parse_index == self._serve_index
-        if (
-            not self._keep_alive
-            or (unread and self._expect_continue and not self._continue_sent)
-            or (unread and self._too_much_unread())
+        if not self._keep_alive or (
+            self._request is not None
+            and self._parse_index == self._serve_index
+            and self._unread_body_closes()
         ):
             # Either the peer asked to close, or it may still be deciding whether to send a
             # body we never invited, or reading past the body it is sending would cost more
@@ -712,9 +721,16 @@ class HTTP1Connection:
             # EOF or an upgrade stopped the parser: nothing more will arrive to be served.
             self.should_close = True
 
-    def _too_much_unread(self) -> bool:
-        """The app answered without reading its whole body: the rest is read and dropped to
-        keep the connection, up to DISCARD_LIMIT (a chunked body is cut off there)."""
+    def _unread_body_closes(self) -> bool:
+        """The app answers without reading its whole body: whether the connection closes.
+
+        It does when the client may still be deciding whether to send a body we never
+        invited (Expect: 100-continue), or when the rest is larger than DISCARD_LIMIT;
+        otherwise the rest is read and dropped to keep the connection (a chunked body only
+        up to DISCARD_LIMIT: it is cut off there).
+        """
+        if self._expect_continue and not self._continue_sent:
+            return True
         self._discard_until = self._body_received + DISCARD_LIMIT
         expected = self._body_expected
         return expected is not None and expected - self._body_received > DISCARD_LIMIT
