@@ -7,6 +7,7 @@ Every wait is bounded: socket timeouts, ``asyncio.wait_for`` and counted polling
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import select
@@ -27,6 +28,7 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from pronghorn.errors import ClientDisconnected
 from tests.integration.h2_servers import Running, run
 from tests.integration.h2_servers import serve as serve_http
 
@@ -623,6 +625,38 @@ class TestBackpressure:
                 assert payload == chunk
             assert total == 200
             raw.close()
+
+    def test_a_slow_reader_of_a_stream_still_answers_keepalive_pings(self) -> None:
+        # While the app streams to a client slower than the app, the transport is paused
+        # most of the time; reading must still take in the client's pongs, or keepalive
+        # would close a healthy connection with 1011.
+        outcome: list[str] = []
+
+        async def streamer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            chunk = bytes(256 * 1024)
+            try:
+                for _ in range(100):
+                    await send({"type": "websocket.send", "bytes": chunk})
+            except ClientDisconnected:
+                outcome.append("disconnected")
+                return
+            await send({"type": "websocket.close"})
+
+        async def client(url: str) -> tuple[int, int | None]:
+            received = 0
+            async with connect(url + "/", max_size=None, ping_interval=None) as ws:
+                with contextlib.suppress(ConnectionClosed):
+                    async for _ in ws:
+                        received += 1
+                        await asyncio.sleep(0.02)  # about 12 MB/s: slower than the app
+            return received, ws.close_code
+
+        settings = {"ws_ping_interval": 0.2, "ws_ping_timeout": 1.5}
+        with serve(streamer, ws_per_message_deflate=False, **settings) as server:
+            received, code = run(client(server.url))
+        assert (received, code, outcome) == (100, 1000, [])
 
     def test_pings_from_a_client_that_never_reads_do_not_pile_up(self) -> None:
         # Pongs are written without the app: reading stops while the transport is paused for
