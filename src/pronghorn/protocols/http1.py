@@ -690,17 +690,16 @@ class HTTP1Connection:
         self.should_close = True
 
     def _finish_response(self) -> None:
-        if not self._keep_alive or (
-            self._request is not None
-            and self._parse_index == self._serve_index
-            and self._unread_body_closes()
-        ):
+        unread = self._request is not None and self._parse_index == self._serve_index
+        if not self._keep_alive or (unread and self._unread_body_closes()):
             # Either the peer asked to close, or it may still be deciding whether to send a
             # body we never invited, or reading past the body it is sending would cost more
             # than a new connection: closing is the only unambiguous way on.
             self._send_state = _Send.CLOSED
             self.should_close = True
             return
+        if unread:  # the rest is read and dropped, up to DISCARD_LIMIT more (on_body)
+            self._discard_until = self._body_received + DISCARD_LIMIT
         self._send_state = _Send.IDLE
         self._serve_index += 1
         backlog = self._backlog
@@ -731,7 +730,6 @@ class HTTP1Connection:
         """
         if self._expect_continue and not self._continue_sent:
             return True
-        self._discard_until = self._body_received + DISCARD_LIMIT
         expected = self._body_expected
         return expected is not None and expected - self._body_received > DISCARD_LIMIT
 
