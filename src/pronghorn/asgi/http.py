@@ -42,15 +42,25 @@ class SendState(enum.Enum):
     DONE = "done"  # response complete
 
 
+# The members as module constants for the per-request code: on CPython 3.11 every
+# ``SendState.X`` is a lookup through EnumType.__getattr__'s slow attribute path (about
+# 900 instructions against some 60 for a global; 3.12 dropped that hook).
+SEND_START = SendState.START
+SEND_BODY = SendState.BODY
+SEND_FILE = SendState.FILE
+SEND_TRAILERS = SendState.TRAILERS
+SEND_DONE = SendState.DONE
+
+
 #: (state, message type) -> handler name. Anything not listed is an AppProtocolError.
 _TRANSITIONS: dict[tuple[SendState, str], str] = {
-    (SendState.START, "http.response.start"): "_on_start",
-    (SendState.START, "http.response.early_hint"): "_on_early_hint",
-    (SendState.START, "http.response.push"): "_on_push",
-    (SendState.BODY, "http.response.body"): "_on_body",
-    (SendState.BODY, "http.response.pathsend"): "_on_pathsend",
-    (SendState.BODY, "http.response.push"): "_on_push",
-    (SendState.TRAILERS, "http.response.trailers"): "_on_trailers",
+    (SEND_START, "http.response.start"): "_on_start",
+    (SEND_START, "http.response.early_hint"): "_on_early_hint",
+    (SEND_START, "http.response.push"): "_on_push",
+    (SEND_BODY, "http.response.body"): "_on_body",
+    (SEND_BODY, "http.response.pathsend"): "_on_pathsend",
+    (SEND_BODY, "http.response.push"): "_on_push",
+    (SEND_TRAILERS, "http.response.trailers"): "_on_trailers",
 }
 
 
@@ -104,7 +114,7 @@ class HTTPCycle:
         #: Takes response heads and bodies by direct calls; without one, ``emit`` gets
         #: Response and Body events.
         self._direct = direct
-        self.send_state = SendState.START
+        self.send_state = SEND_START
         self._trailers_expected = False
         # Made on first use: most requests have no body to buffer and no trailers to send.
         self._trailers_buffer: Headers | None = None
@@ -181,18 +191,18 @@ class HTTPCycle:
         if not self._end_delivered:
             self._end_delivered = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        if self.send_state is SendState.DONE or self._input_ended:
+        if self.send_state is SEND_DONE or self._input_ended:
             return _DISCONNECT
         return None  # the whole body was read: wait for a disconnect
 
     # ------------------------------------------------------------------ send side
     @property
     def response_started(self) -> bool:
-        return self.send_state is not SendState.START
+        return self.send_state is not SEND_START
 
     @property
     def response_complete(self) -> bool:
-        return self.send_state is SendState.DONE
+        return self.send_state is SEND_DONE
 
     def send(self, message: AppMessage) -> str | None:
         """Validate one app message and emit its events.
@@ -206,7 +216,7 @@ class HTTPCycle:
             raise AppProtocolError(f"ASGI message without a 'type': {message!r}") from None
         # The two messages of every response skip the table lookup (an Enum hashes in Python).
         state = self.send_state
-        if kind == "http.response.body" and state is SendState.BODY:
+        if kind == "http.response.body" and state is SEND_BODY:
             body = message.get("body", b"")
             if type(body) is not bytes or self._trailers_expected:
                 self._on_body(message)
@@ -219,9 +229,9 @@ class HTTPCycle:
             else:
                 self._emit(Body(self.stream_id, body, end))
             if end:
-                self.send_state = SendState.DONE
+                self.send_state = SEND_DONE
             return None
-        if kind == "http.response.start" and state is SendState.START:
+        if kind == "http.response.start" and state is SEND_START:
             self._on_start(message)
             return None
         handler = _TRANSITIONS.get((self.send_state, kind))
@@ -248,7 +258,7 @@ class HTTPCycle:
         # Emit before changing state: if the core refuses the message, the cycle still knows
         # the response did not go out (and the app's exit answers 500 or resets).
         self._emit_response(status, headers, trailers)
-        self.send_state = SendState.BODY
+        self.send_state = SEND_BODY
 
     def _on_body(self, message: AppMessage) -> None:
         body = message.get("body", b"")
@@ -264,25 +274,25 @@ class HTTPCycle:
         if self._trailers_expected:
             if body:
                 self._emit_body(body, False)
-            self.send_state = SendState.TRAILERS
+            self.send_state = SEND_TRAILERS
             return
         self._emit_body(body, True)
-        self.send_state = SendState.DONE
+        self.send_state = SEND_DONE
 
     def _on_pathsend(self, message: AppMessage) -> str:
         path = message.get("path")
         if not isinstance(path, str):
             raise AppProtocolError("http.response.pathsend needs a str 'path'")
         # Not DONE yet: if the file cannot be sent, app_finished() must still end the response.
-        self.send_state = SendState.FILE
+        self.send_state = SEND_FILE
         return path
 
     def pathsend_done(self) -> None:
         """The shell sent the file; end the body unless trailers follow."""
         if self._trailers_expected:
-            self.send_state = SendState.TRAILERS
+            self.send_state = SEND_TRAILERS
             return
-        self.send_state = SendState.DONE
+        self.send_state = SEND_DONE
         self._emit(Body(self.stream_id, b"", True))
 
     def _on_trailers(self, message: AppMessage) -> None:
@@ -294,7 +304,7 @@ class HTTPCycle:
         if message.get("more_trailers", False):
             return
         self._emit(Trailers(self.stream_id, self._trailers_buffer))
-        self.send_state = SendState.DONE
+        self.send_state = SEND_DONE
 
     def _on_early_hint(self, message: AppMessage) -> None:
         links = message.get("links")
@@ -317,10 +327,10 @@ class HTTPCycle:
         Returns True when the outcome was an error response or a reset (for logging).
         """
         state = self.send_state
-        if state is SendState.DONE:
+        if state is SEND_DONE:
             return failed
-        if state is SendState.START and not self.disconnected_flag:
-            self.send_state = SendState.DONE
+        if state is SEND_START and not self.disconnected_flag:
+            self.send_state = SEND_DONE
             self.status = 500
             self.bytes_sent = len(_INTERNAL_ERROR_BODY)
             self._emit(
@@ -338,6 +348,6 @@ class HTTPCycle:
             return True
         # Started but unfinished (or the client left): the peer must not take a truncated
         # body for a whole one.
-        self.send_state = SendState.DONE
+        self.send_state = SEND_DONE
         self._emit(ResetStream(self.stream_id))
         return True

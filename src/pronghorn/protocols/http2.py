@@ -57,8 +57,11 @@ from pronghorn.protocols.http2_limits import FloodGuard, FrameScanner, HTTP2Limi
 from pronghorn.protocols.http2_send import H2Sender
 from pronghorn.protocols.http2_stream import (
     STATUS_CODES,
+    STREAM_BODY,
+    STREAM_ENDED,
+    STREAM_HEAD_HELD,
+    STREAM_IDLE,
     H2Stream,
-    Send,
     clean_fields,
     require,
 )
@@ -214,7 +217,7 @@ class HTTP2Connection:
 
     def stream_closed(self, stream_id: int) -> bool:
         stream = self._streams.get(stream_id)
-        return stream is None or stream.sending is Send.ENDED
+        return stream is None or stream.sending is STREAM_ENDED
 
     def statistics(self) -> dict[str, int]:
         streams = self._streams.values()
@@ -402,7 +405,7 @@ class HTTP2Connection:
         self._h2.acknowledge_received_data(pending + stream.unacked, stream.stream_id)
         stream.unacked = 0
         stream_id = stream.stream_id
-        if stream.sending is Send.IDLE:
+        if stream.sending is STREAM_IDLE:
             body = b"Payload Too Large: Request body too large\n"
             head = [
                 (b":status", b"413"),
@@ -413,7 +416,7 @@ class HTTP2Connection:
             with contextlib.suppress(h2.exceptions.StreamClosedError):
                 self._h2.send_headers(stream_id, head)
                 self._h2.send_data(stream_id, body, end_stream=True)
-        elif stream.sending is not Send.ENDED:
+        elif stream.sending is not STREAM_ENDED:
             self._refuse(stream_id, ErrorCodes.CANCEL)
         stream.drop_output()
         self._sender.unblock(stream_id)
@@ -478,7 +481,7 @@ class HTTP2Connection:
         if stream is None:
             return
         stream.app_done = True
-        if stream.sending is not Send.ENDED and not self._terminated:
+        if stream.sending is not STREAM_ENDED and not self._terminated:
             if stream.end_pending:
                 return  # the response is complete but still waiting for window
             self._sender.reset(stream, ErrorCodes.INTERNAL_ERROR)
@@ -508,20 +511,20 @@ class HTTP2Connection:
     # ------------------------------------------------------------------ send side
     def send(self, event: OutboundEvent) -> None:
         stream = self._streams.get(event.stream_id)
-        if stream is None or stream.sending is Send.ENDED or self._terminated:
+        if stream is None or stream.sending is STREAM_ENDED or self._terminated:
             # The peer reset the stream or the connection is gone; what the app still sends
             # has nowhere to go (the shell reports the disconnect to the app).
             return
         if isinstance(event, Body):
             self._sender.send_body(stream, event.data, event.end)
         elif isinstance(event, Response):
-            require(stream.sending is Send.IDLE, f"Response in state {stream.sending.value}")
+            require(stream.sending is STREAM_IDLE, f"Response in state {stream.sending.value}")
             self._sender.begin_response(stream, event)
         elif isinstance(event, InformationalResponse):
-            require(stream.sending is Send.IDLE, "1xx after the response started")
+            require(stream.sending is STREAM_IDLE, "1xx after the response started")
             self._sender.send_informational(stream, event)
         elif isinstance(event, Trailers):
-            require(stream.sending in (Send.HEAD_HELD, Send.BODY), "Trailers before a response")
+            require(stream.sending in (STREAM_HEAD_HELD, STREAM_BODY), "Trailers before a response")
             self._sender.send_trailers(stream, event.headers)
         elif isinstance(event, PushPromise):
             # Not after our GOAWAY, and a pushed stream counts against our own stream limit.
@@ -530,12 +533,12 @@ class HTTP2Connection:
             ):
                 self._sender.push(stream, event)
         elif isinstance(event, AcceptWebSocket):
-            require(stream.tunnel and stream.sending is Send.IDLE, "AcceptWebSocket misplaced")
+            require(stream.tunnel and stream.sending is STREAM_IDLE, "AcceptWebSocket misplaced")
             headers = [(b":status", b"200"), *clean_fields(event.headers, "header")]
             if event.subprotocol is not None:
                 headers.append((b"sec-websocket-protocol", event.subprotocol.encode()))
             self._h2.send_headers(stream.stream_id, headers)
-            stream.sending = Send.BODY
+            stream.sending = STREAM_BODY
         elif isinstance(event, ResetStream):
             self._sender.reset(stream, event.error_code)
             self._release(stream)
@@ -559,7 +562,7 @@ class HTTP2Connection:
 
     def _abort_streams(self) -> None:
         for stream in self._streams.values():
-            if stream.sending is not Send.ENDED or not stream.request_done:
+            if stream.sending is not STREAM_ENDED or not stream.request_done:
                 self._events.append(StreamReset(stream.stream_id))
             stream.drop_output()
         self._sender.clear()

@@ -32,8 +32,10 @@ from pronghorn.protocols.heads import HeadKey, remember
 from pronghorn.protocols.http1 import DefaultHeaders
 from pronghorn.protocols.http2_stream import (
     STATUS_CODES,
+    STREAM_BODY,
+    STREAM_ENDED,
+    STREAM_HEAD_HELD,
     H2Stream,
-    Send,
     clean_fields,
     require,
 )
@@ -104,7 +106,7 @@ class H2Sender:
         status = event.status
         stream.no_body = stream.method == b"HEAD" or status in (204, 304)
         stream.head = event
-        stream.sending = Send.HEAD_HELD
+        stream.sending = STREAM_HEAD_HELD
         if stream.tunnel:
             self._write_head(stream, end_stream=False)  # the tunnel's peer waits for it
 
@@ -123,10 +125,10 @@ class H2Sender:
                 headers.append(pair)
         headers += app.fields
         self._h2.send_headers(stream.stream_id, headers, end_stream=end_stream)
-        stream.sending = Send.ENDED if end_stream else Send.BODY
+        stream.sending = STREAM_ENDED if end_stream else STREAM_BODY
 
     def send_body(self, stream: H2Stream, data: bytes, end: bool) -> None:
-        if stream.sending is Send.HEAD_HELD:
+        if stream.sending is STREAM_HEAD_HELD:
             if end and (not data or stream.no_body) and stream.trailers is None:
                 if stream.remaining:
                     self._length_error(stream, "shorter")
@@ -134,7 +136,7 @@ class H2Sender:
                 self._release(stream)
                 return
             self._write_head(stream, end_stream=False)
-        require(stream.sending is Send.BODY, f"Body in state {stream.sending.value}")
+        require(stream.sending is STREAM_BODY, f"Body in state {stream.sending.value}")
         require(not stream.end_pending, "Body after the end of the body")
         if data and not stream.no_body:
             remaining = stream.remaining
@@ -156,7 +158,7 @@ class H2Sender:
         raise ResponseLengthError(f"Response body {which} than its Content-Length")
 
     def send_trailers(self, stream: H2Stream, headers: Headers) -> None:
-        if stream.sending is Send.HEAD_HELD:
+        if stream.sending is STREAM_HEAD_HELD:
             self._write_head(stream, end_stream=False)
         stream.trailers = clean_fields(headers, "trailer")
         stream.end_pending = True
@@ -171,7 +173,7 @@ class H2Sender:
         self._h2.send_headers(stream.stream_id, headers + clean_fields(event.headers, "header"))
 
     def reset(self, stream: H2Stream, error_code: int) -> None:
-        if stream.sending is not Send.ENDED:
+        if stream.sending is not STREAM_ENDED:
             # A stream already closed on the wire has nothing left to abort.
             with contextlib.suppress(h2.exceptions.StreamClosedError):
                 self._h2.reset_stream(stream.stream_id, error_code)
@@ -206,7 +208,7 @@ class H2Sender:
             conn.send_data(stream_id, piece, end_stream=last)
             if last:
                 stream.end_pending = False
-                stream.sending = Send.ENDED
+                stream.sending = STREAM_ENDED
         if out:
             self._blocked[stream_id] = None
             return
@@ -217,11 +219,11 @@ class H2Sender:
             else:
                 conn.end_stream(stream_id)
             stream.end_pending = False
-            stream.sending = Send.ENDED
+            stream.sending = STREAM_ENDED
         if stream_id in self._blocked:
             del self._blocked[stream_id]
             self._emit(WindowOpened(stream_id))
-        if stream.sending is Send.ENDED:
+        if stream.sending is STREAM_ENDED:
             self._release(stream)
 
     def flush_all(self) -> None:

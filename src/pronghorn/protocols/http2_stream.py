@@ -27,6 +27,15 @@ class Send(enum.Enum):
     ENDED = "ended"  # END_STREAM or RST_STREAM written (or the peer reset the stream)
 
 
+# The members as module constants for the per-request code: on CPython 3.11 every
+# ``Send.X`` is a lookup through EnumType.__getattr__'s slow attribute path (about
+# 900 instructions against some 60 for a global; 3.12 dropped that hook).
+STREAM_IDLE = Send.IDLE
+STREAM_HEAD_HELD = Send.HEAD_HELD
+STREAM_BODY = Send.BODY
+STREAM_ENDED = Send.ENDED
+
+
 class H2Stream:
     """One request stream, server side."""
 
@@ -69,7 +78,7 @@ class H2Stream:
         self.authority = authority
         #: An RFC 8441 extended CONNECT: DATA frames are an opaque byte tunnel.
         self.tunnel = tunnel
-        self.sending = Send.IDLE
+        self.sending = STREAM_IDLE
         self.head: Response | None = None
         self.no_body = False
         #: Bytes the Content-Length still promises (None: no Content-Length).
@@ -93,7 +102,7 @@ class H2Stream:
     @property
     def finished(self) -> bool:
         """Nothing more will be sent and the app is done: the record can go."""
-        return self.app_done and self.sending is Send.ENDED
+        return self.app_done and self.sending is STREAM_ENDED
 
     def drop_output(self) -> None:
         self.out = []
@@ -101,7 +110,7 @@ class H2Stream:
         self.out_size = 0
         self.end_pending = False
         self.trailers = None
-        self.sending = Send.ENDED
+        self.sending = STREAM_ENDED
 
 
 def clean_fields(headers: Headers, what: str) -> Headers:

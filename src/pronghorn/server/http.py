@@ -11,7 +11,7 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from pronghorn.asgi.http import AppMessage, HTTPCycle, Message, SendState
+from pronghorn.asgi.http import SEND_DONE, AppMessage, HTTPCycle, Message
 from pronghorn.asgi.scope import ConnectionInfo, http_scope
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived
@@ -123,7 +123,7 @@ class HTTPExchange:
         finally:
             server.exchanges.discard(self)
             cycle = self.cycle
-            if cycle.send_state is not SendState.DONE:
+            if cycle.send_state is not SEND_DONE:
                 if not failed and not cycle.response_started and not cycle.disconnected_flag:
                     logger.error("ASGI callable returned without starting response")
                 cycle.app_finished(failed)
@@ -197,7 +197,7 @@ class HTTPExchange:
             raise AppProtocolError(str(exc)) from exc
         if path is not None:
             await self._send_file(path)
-        if cycle.send_state is SendState.DONE:
+        if cycle.send_state is SEND_DONE:
             if self.h2 is not None and self.h2.is_blocked(self.stream_id):
                 # The end of the body still waits for the peer's window: the stream is not done
                 # (no keep-alive timer yet), and a window that never opens times out as above.

@@ -20,7 +20,7 @@ import os
 from typing import TYPE_CHECKING, Any, assert_never
 
 from pronghorn.asgi.scope import ConnectionInfo, websocket_scope
-from pronghorn.asgi.websocket import AppMessage, Message, State, WebSocketCycle
+from pronghorn.asgi.websocket import STATE_CLOSED, AppMessage, Message, WebSocketCycle
 from pronghorn.errors import AppProtocolError, ClientDisconnected, LocalProtocolError
 from pronghorn.protocols.events import (
     AcceptWebSocket,
@@ -321,7 +321,7 @@ class WebSocketExchange:
 
     async def send(self, message: AppMessage) -> None:
         protocol = self.protocol
-        if protocol.closed and self.cycle.state is not State.CLOSED:
+        if protocol.closed and self.cycle.state is not STATE_CLOSED:
             self.disconnected()
         try:
             self.cycle.send(message)  # emits into _on_app_event
