@@ -13,6 +13,8 @@ from urllib.parse import unquote
 from pronghorn.protocols.events import RequestReceived
 
 ASGI_SPEC_VERSION = "2.5"
+#: As ints: see protocols/events.py on ``bytes in bytes``.
+_PERCENT, _HASH = b"%#"
 
 Address = tuple[str, int]
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
@@ -57,7 +59,7 @@ def decode_path(raw_path: bytes) -> str:
     U+FFFD, as under uvicorn, hypercorn and daphne. (Surrogate escapes kept them exactly,
     but any app encoding the path - Starlette writing it into a response, a redirect -
     failed with a 500 on a request like /caf%E9; raw_path keeps the exact bytes.)"""
-    if b"%" not in raw_path:
+    if _PERCENT not in raw_path:
         try:
             return raw_path.decode("ascii")
         except UnicodeDecodeError:  # llhttp lets raw UTF-8 through; decode it the same way
@@ -75,7 +77,7 @@ def _with_root(conn: ConnectionInfo, raw_path: bytes, path: str) -> tuple[bytes,
 
 def _path_parts(target: bytes, conn: ConnectionInfo) -> tuple[str, bytes, bytes]:
     """(path, raw_path, query_string) of a request-target, root_path applied."""
-    if target[:1] == b"/" and b"#" not in target:
+    if target[:1] == b"/" and _HASH not in target:
         raw_path, _, query = target.partition(b"?")  # origin-form: nearly every request
     else:
         raw_path, query = split_target(target)

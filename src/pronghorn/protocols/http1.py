@@ -866,7 +866,8 @@ class _ParserSlot:
             elif name == b"upgrade":
                 upgrade = value.strip().lower()
             elif name == b"connection":
-                connection_upgrade = connection_upgrade or b"upgrade" in value.lower()
+                # (find, not ``in``: see events.py on ``bytes in bytes``)
+                connection_upgrade = connection_upgrade or value.lower().find(b"upgrade") >= 0
         if version == "1.1" and host_count != 1:
             raise _Violation(400, "Missing Host header" if host_count == 0 else "Duplicate Host")
         if host_count > 1:
