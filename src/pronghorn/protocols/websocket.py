@@ -495,10 +495,9 @@ class WebSocketCodec:
         masked = b"".join(parts)
         protocol = self._protocol
         if protocol.state is OPEN:  # (a close we sent meanwhile: the frame layer decides)
-            payload: bytes | str = apply_mask(masked, head[-4:])
+            unmasked = apply_mask(masked, head[-4:])
             try:
-                if head[0] == 0x81:
-                    payload = cast(bytes, payload).decode()
+                payload = unmasked.decode() if head[0] == 0x81 else unmasked
             except UnicodeDecodeError:
                 pass  # the frame layer's to fail with 1007, below
             else:
@@ -556,10 +555,10 @@ class WebSocketCodec:
                 return
             if direct and stop <= end:
                 with memoryview(data) as view:
-                    payload: bytes | str = apply_mask(view[head:stop], data[head - 4 : head])
+                    unmasked = apply_mask(view[head:stop], data[head - 4 : head])
                 try:
-                    if first == 0x81:
-                        payload = cast(bytes, payload).decode()
+                    # (No typing.cast here: it is a real call, and this runs per message.)
+                    payload: bytes | str = unmasked.decode() if first == 0x81 else unmasked
                 except UnicodeDecodeError:
                     pass  # the frame layer's to fail with 1007, below
                 else:
@@ -593,7 +592,8 @@ class WebSocketCodec:
             events = [WebSocketMessageReceived(stream_id, message) for message in direct]
             self._direct_messages = []
         # A server-side frame layer only ever yields frames (requests/responses are handshakes).
-        for frame in cast(list[Frame], frames):
+        for frame in frames:
+            assert isinstance(frame, Frame)
             opcode = frame.opcode
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
                 data = frame.data
