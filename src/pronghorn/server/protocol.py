@@ -188,7 +188,9 @@ class ConnectionProtocol(asyncio.Protocol):
             not self.streams
             and self._timer != _HEADER
             and not core.should_close
-            and getattr(core, "receiving_head", True)
+            # (A type test, not getattr with a default: a missing attribute costs a formatted
+            # AttributeError, and the other cores have none.)
+            and (core.receiving_head if type(core) is HTTP1Connection else True)
         ):
             # Part of a request head arrived: it must be complete within the header timeout
             # (counted once from its first byte, so trickling bytes cannot extend it).
@@ -341,7 +343,7 @@ class ConnectionProtocol(asyncio.Protocol):
         streams.pop(runner.stream_id, None)
         core = self.core
         # HTTP/1.1 knows whether a pipelined request waits; None: ask any other core.
-        pipelined: bool | None = getattr(core, "pipelined_ready", None)
+        pipelined = core.pipelined_ready if type(core) is HTTP1Connection else None
         if self._in_receive:
             self.flush_pending = True  # data_received queues the write when it returns
         elif streams and type(core) is HTTP2Connection:
