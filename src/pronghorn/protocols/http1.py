@@ -110,11 +110,11 @@ class _HeadInfo:
                     except ValueError:
                         raise ValueError(f"Invalid content-length {value!r}") from None
                 elif kind == _TRANSFER_ENCODING:
-                    if b"chunked" in value.lower():
+                    if value.lower().find(b"chunked") >= 0:
                         chunked = True
                         continue  # the core frames the body and writes its own header
                 elif kind == _CONNECTION:
-                    if b"close" in value.lower():
+                    if value.lower().find(b"close") >= 0:
                         close = True
                         continue
                 else:
@@ -206,6 +206,8 @@ _SEND_IDLE = _Send.IDLE
 _SEND_HEAD_HELD = _Send.HEAD_HELD
 _SEND_BODY = _Send.BODY
 _SEND_CLOSED = _Send.CLOSED
+#: As an int: see events.py on ``bytes in bytes``.
+_COLON = ord(":")
 
 
 class _Violation(Exception):
@@ -675,7 +677,7 @@ class HTTP1Connection:
     def _write_trailers(self, headers: Headers) -> None:
         lines = [b"0\r\n"]
         for name, value in headers:
-            if has_bad_byte(name) or has_bad_byte(value) or b":" in name:
+            if has_bad_byte(name) or has_bad_byte(value) or _COLON in name:
                 raise ValueError(f"Invalid trailer {name!r}: {value!r}")
             lines.append(b"%s: %s\r\n" % (name, value))
         lines.append(b"\r\n")

@@ -315,6 +315,12 @@ class _Quiet:
 _QUIET: Any = _Quiet()
 
 
+# Opcodes as module constants: on CPython 3.11 every ``Opcode.X`` is a lookup through
+# EnumType.__getattr__'s slow attribute path (see asgi/http.py).
+_OP_TEXT, _OP_BINARY, _OP_CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_OP_PONG, _OP_CLOSE = Opcode.PONG, Opcode.CLOSE
+
+
 class _ServerProtocol(Protocol):
     """The frame layer, answering a close that interrupts a fragmented message normally.
 
@@ -324,7 +330,7 @@ class _ServerProtocol(Protocol):
     """
 
     def recv_frame(self, frame: Frame) -> None:
-        if frame.opcode is Opcode.CLOSE and self.current_size is not None:
+        if frame.opcode is _OP_CLOSE and self.current_size is not None:
             self.current_size = None
         super().recv_frame(frame)
 
@@ -595,7 +601,7 @@ class WebSocketCodec:
         for frame in frames:
             assert isinstance(frame, Frame)
             opcode = frame.opcode
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            if opcode is _OP_TEXT or opcode is _OP_BINARY or opcode is _OP_CONT:
                 data = frame.data
                 if type(data) is not bytes:
                     data = bytes(data)
@@ -604,9 +610,9 @@ class WebSocketCodec:
                     events.append(WebSocketMessageReceived(self.stream_id, message))
                 elif self._reported:
                     break  # UTF-8 failure: nothing after it is processed
-            elif opcode is Opcode.PONG:
+            elif opcode is _OP_PONG:
                 self.pongs_received += 1
-            elif opcode is Opcode.CLOSE:
+            elif opcode is _OP_CLOSE:
                 close = protocol.close_rcvd
                 if close is not None and not self._reported:
                     self._reported = True
@@ -625,16 +631,16 @@ class WebSocketCodec:
         return events
 
     def _assemble(self, opcode: Opcode, data: bytes, fin: bool) -> bytes | str | None:
-        if opcode is not Opcode.CONT:
+        if opcode is not _OP_CONT:
             if fin:  # the common case: a whole message in one frame
-                if opcode is Opcode.BINARY:
+                if opcode is _OP_BINARY:
                     return data
                 try:
                     return data.decode()
                 except UnicodeDecodeError as exc:
                     self._fail(1007, f"Invalid UTF-8: {exc.reason}")
                     return None
-            self._fragments_text = opcode is Opcode.TEXT
+            self._fragments_text = opcode is _OP_TEXT
             self._decoder = (
                 codecs.getincrementaldecoder("utf-8")() if self._fragments_text else None
             )
