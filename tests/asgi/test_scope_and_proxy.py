@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pronghorn.asgi.lifespan import LifespanCycle, LifespanState
-from pronghorn.asgi.proxy_headers import TrustedProxies, apply_proxy_headers
+from pronghorn.asgi.proxy_headers import VERDICTS_REMEMBERED, TrustedProxies, apply_proxy_headers
 from pronghorn.asgi.scope import (
     ConnectionInfo,
     decode_path,
@@ -117,6 +117,23 @@ class TestProxyHeaders:
         assert "11.0.0.1" not in trusted
         assert "unix-peer" in trusted
         assert "anything" in TrustedProxies.parse("*")
+
+    def test_verdicts_are_remembered_and_stay_correct(self) -> None:
+        trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8, unix-peer")
+        for _ in range(3):  # the first round decides, the others recall
+            assert "10.9.8.7" in trusted
+            assert "11.0.0.1" not in trusted
+            assert "unix-peer" in trusted
+            assert "not-an-address" not in trusted
+        assert trusted == TrustedProxies.parse("127.0.0.1, 10.0.0.0/8, unix-peer")
+
+    def test_the_verdict_memo_is_bounded(self) -> None:
+        trusted = TrustedProxies.parse("10.0.0.0/8")
+        for n in range(VERDICTS_REMEMBERED + 10):
+            host = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+            assert host in trusted
+            assert f"11.0.{n >> 8 & 255}.{n & 255}" not in trusted
+        assert len(trusted._verdicts) <= VERDICTS_REMEMBERED
 
     def test_bad_cidr(self) -> None:
         with pytest.raises(ConfigError):

@@ -8,11 +8,16 @@ client cannot forge its address by prepending entries.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pronghorn.errors import ConfigError
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Hosts whose verdict is remembered. Parsing an address with ``ipaddress`` is some 40k
+#: instructions, and behind a proxy every request asks about the same few hosts; a larger
+#: population than this starts the memo over.
+VERDICTS_REMEMBERED = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +26,7 @@ class TrustedProxies:
     networks: tuple[_Network, ...]
     #: Non-IP peers (UNIX socket paths or names) listed literally.
     literals: frozenset[str]
+    _verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, spec: str) -> TrustedProxies:
@@ -45,6 +51,16 @@ class TrustedProxies:
             return True
         if not isinstance(host, str):
             return False
+        verdicts = self._verdicts
+        verdict = verdicts.get(host)
+        if verdict is None:
+            verdict = self._decide(host)
+            if len(verdicts) >= VERDICTS_REMEMBERED:
+                verdicts.clear()
+            verdicts[host] = verdict
+        return verdict
+
+    def _decide(self, host: str) -> bool:
         if host in self.literals:
             return True
         try:
