@@ -161,6 +161,19 @@ class TestProxyHeaders:
             "http",
         )
 
+    def test_repeated_headers_read_as_one_list(self) -> None:
+        trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8")
+        headers = [
+            (b"x-forwarded-proto", b"http, wss"),
+            (b"x-forwarded-for", b"6.6.6.6, 1.1.1.1"),
+            (b"x-forwarded-for", b"10.0.0.3"),
+            (b"x-forwarded-proto", b"HTTPS "),
+        ]
+        client, scheme = apply_proxy_headers(headers, ("127.0.0.1", 1), "http", trusted)
+        assert (client, scheme) == (("1.1.1.1", 0), "https")
+        headers[-1] = (b"x-forwarded-proto", b"https,")  # the last value is empty: ignored
+        assert apply_proxy_headers(headers, ("127.0.0.1", 1), "http", trusted)[1] == "http"
+
     def test_bogus_proto_is_ignored_and_ports_stripped(self) -> None:
         trusted = TrustedProxies.parse("*")
         headers = [(b"x-forwarded-for", b"[::2]:80"), (b"x-forwarded-proto", b"gopher")]

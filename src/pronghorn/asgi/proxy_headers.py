@@ -14,6 +14,9 @@ from pronghorn.errors import ConfigError
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: X-Forwarded-Proto values understood, and the scope scheme each means.
+_SCHEMES = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
+
 #: Hosts whose verdict is remembered. Parsing an address with ``ipaddress`` is some 40k
 #: instructions, and behind a proxy every request asks about the same few hosts; a larger
 #: population than this starts the memo over.
@@ -98,12 +101,13 @@ def apply_proxy_headers(
         elif name == b"x-forwarded-proto":
             protos.append(value)
     if protos:
-        proto = b",".join(protos).decode("latin-1").rsplit(",", 1)[-1].strip().lower()
-        if proto in ("http", "https", "ws", "wss"):
-            scheme = "https" if proto in ("https", "wss") else "http"
+        # Only the last value counts, and it is in the last header: nothing to join.
+        proto = protos[-1].decode("latin-1").rpartition(",")[2].strip().lower()
+        scheme = _SCHEMES.get(proto, scheme)
     if hops:
         chosen: str | None = None
-        for hop in reversed(b",".join(hops).decode("latin-1").split(",")):
+        forwarded = hops[0] if len(hops) == 1 else b",".join(hops)
+        for hop in reversed(forwarded.decode("latin-1").split(",")):
             hop = hop.strip()
             if not hop:
                 continue
@@ -116,6 +120,8 @@ def apply_proxy_headers(
 
 
 def _strip_port(hop: str) -> str:
+    if ":" not in hop:  # an IPv4 address or a name, as proxies send them
+        return hop
     if hop.startswith("["):  # [v6]:port
         return hop[1:].split("]", 1)[0]
     if hop.count(":") == 1:  # v4:port
