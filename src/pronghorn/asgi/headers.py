@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pronghorn.errors import AppProtocolError
-from pronghorn.protocols.events import Headers, has_bad_byte
-
-#: As ints: see protocols/events.py on ``bytes in bytes``.
-_COLON, _SPACE = b": "
+from pronghorn.protocols.events import COLON, SPACE, Headers, has_bad_byte
 
 
 def app_headers(value: object, what: str) -> Headers:
@@ -29,7 +26,7 @@ def app_headers(value: object, what: str) -> Headers:
             raise AppProtocolError(f"{what}: {pair!r} is not a [name, value] pair") from None
         if not isinstance(name, bytes) or not isinstance(val, bytes):
             raise AppProtocolError(f"{what}: header names and values must be bytes: {pair!r}")
-        if not name or has_bad_byte(name) or _COLON in name or _SPACE in name or has_bad_byte(val):
+        if not name or has_bad_byte(name) or COLON in name or SPACE in name or has_bad_byte(val):
             raise AppProtocolError(f"{what}: invalid header field {pair!r}")
         headers.append((name, val))
     return headers

@@ -16,7 +16,7 @@ Headers = list[tuple[bytes, bytes]]
 #: Byte values, not one-byte strings, for membership tests: ``int in bytes`` is a memchr,
 #: while ``bytes in bytes`` first tries its argument as an int, raising and clearing a
 #: TypeError on the way (300-480 ns per test on CPython 3.11-3.13, against 20-35).
-CR, LF, NUL = b"\r\n\x00"
+CR, LF, NUL, COLON, SPACE = b"\r\n\x00: "
 
 
 def has_bad_byte(value: bytes) -> bool:

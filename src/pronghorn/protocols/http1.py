@@ -25,6 +25,7 @@ import httptools
 
 from pronghorn.errors import LocalProtocolError, ResponseLengthError
 from pronghorn.protocols.events import (
+    COLON,
     Body,
     BodyReceived,
     Headers,
@@ -206,8 +207,6 @@ _SEND_IDLE = _Send.IDLE
 _SEND_HEAD_HELD = _Send.HEAD_HELD
 _SEND_BODY = _Send.BODY
 _SEND_CLOSED = _Send.CLOSED
-#: As an int: see events.py on ``bytes in bytes``.
-_COLON = ord(":")
 
 
 class _Violation(Exception):
@@ -677,7 +676,7 @@ class HTTP1Connection:
     def _write_trailers(self, headers: Headers) -> None:
         lines = [b"0\r\n"]
         for name, value in headers:
-            if has_bad_byte(name) or has_bad_byte(value) or _COLON in name:
+            if has_bad_byte(name) or has_bad_byte(value) or COLON in name:
                 raise ValueError(f"Invalid trailer {name!r}: {value!r}")
             lines.append(b"%s: %s\r\n" % (name, value))
         lines.append(b"\r\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 from pronghorn.errors import LocalProtocolError
-from pronghorn.protocols.events import Headers, Response, has_bad_byte
+from pronghorn.protocols.events import COLON, Headers, Response, has_bad_byte
 
 #: Response headers that mean something only to a single HTTP/1.1 hop; RFC 9113 §8.2.2 forbids
 #: them in HTTP/2, so they are dropped from what an app sends.
@@ -122,7 +122,7 @@ def clean_fields(headers: Headers, what: str) -> Headers:
             value = bytes(value)  # a bytearray from the app: h2 takes only bytes
         if lowered in CONNECTION_SPECIFIC:
             continue
-        if not lowered or lowered[0] == 58 or has_bad_byte(lowered) or has_bad_byte(value):
+        if not lowered or lowered[0] == COLON or has_bad_byte(lowered) or has_bad_byte(value):
             raise ValueError(f"Invalid {what} field {name!r}: {value!r}")
         cleaned.append((lowered, value))
     return cleaned
