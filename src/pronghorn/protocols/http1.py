@@ -648,12 +648,17 @@ class HTTP1Connection:
         self._keep_alive = keep_alive
         self._chunked_response = chunked
         self._remaining = None if self._no_body or chunked else content_length
+        # One join, not four concatenations: each ``+`` copies the head so far.
         self._out.append(
-            (STATUS_LINES.get(status) or _status_line(status))
-            + defaults_block
-            + block
-            + framing
-            + b"\r\n"
+            b"".join(
+                (
+                    STATUS_LINES.get(status) or _status_line(status),
+                    defaults_block,
+                    block,
+                    framing,
+                    b"\r\n",
+                )
+            )
         )
         self._send_state = _SEND_BODY
 

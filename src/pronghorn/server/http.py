@@ -53,21 +53,18 @@ class HTTPExchange:
         self.conn = conn
         self.stream_id = request.stream_id
         core = protocol.core
+        # (Positional: see HTTPCycle.__init__.)
         if type(core) is HTTP1Connection:
             self.cycle = HTTPCycle(
-                request.stream_id,
-                core.send,
-                has_body=request.has_body,
-                expect_continue=request.expect_continue,
-                direct=core,
+                request.stream_id, core.send, request.has_body, request.expect_continue, False, core
             )
         else:
             self.cycle = HTTPCycle(
                 request.stream_id,
                 core.send,
-                has_body=request.has_body,
-                expect_continue=request.expect_continue,
-                supports_push="http.response.push" in conn.http_extensions,
+                request.has_body,
+                request.expect_continue,
+                "http.response.push" in conn.http_extensions,
             )
         self._waiter: asyncio.Future[None] | None = None
         self._flushed_mark = 0
