@@ -102,6 +102,7 @@ class WebSocketCycle:
         "_emit",
         "_inbound",
         "_response_extension",
+        "_send_message",
         "state",
         "stream_id",
     )
@@ -112,9 +113,14 @@ class WebSocketCycle:
         emit: Callable[[OutboundEvent], None],
         *,
         response_extension: bool = True,
+        send_message: Callable[[bytes | str], None] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self._emit = emit
+        #: Takes each message's payload by a direct call; without one, ``emit`` gets a
+        #: WebSocketMessage event (the shell gives one: an event per message is an object
+        #: and a type dispatch it does not need).
+        self._send_message = send_message
         self.state = STATE_HANDSHAKE
         self._inbound: deque[Message] = deque()
         self._connect_delivered = False
@@ -207,6 +213,7 @@ class WebSocketCycle:
     def _on_send(self, message: AppMessage) -> None:
         data = message.get("bytes")
         text = message.get("text")
+        payload: bytes | str
         if data is not None:
             if text is not None:
                 raise AppProtocolError("websocket.send needs exactly one of 'bytes' and 'text'")
@@ -214,13 +221,18 @@ class WebSocketCycle:
                 if not isinstance(data, bytearray | memoryview):
                     raise AppProtocolError(f"websocket.send 'bytes' must be bytes: {type(data)}")
                 data = bytes(data)
-            self._emit(WebSocketMessage(self.stream_id, data))
+            payload = data
         elif text is not None:
             if type(text) is not str:
                 raise AppProtocolError(f"websocket.send 'text' must be str: {type(text)}")
-            self._emit(WebSocketMessage(self.stream_id, text))
+            payload = text
         else:
             raise AppProtocolError("websocket.send needs exactly one of 'bytes' and 'text'")
+        send_message = self._send_message
+        if send_message is not None:
+            send_message(payload)
+        else:
+            self._emit(WebSocketMessage(self.stream_id, payload))
 
     def _close_args(self, message: AppMessage) -> tuple[int, str]:
         code = message.get("code", 1000)

@@ -85,12 +85,6 @@ class WindowOpened:
 
 
 @dataclass(slots=True)
-class WebSocketMessageReceived:
-    stream_id: int
-    data: bytes | str
-
-
-@dataclass(slots=True)
 class WebSocketCloseReceived:
     stream_id: int
     code: int
@@ -113,7 +107,6 @@ InboundEvent = (
     | StreamReset
     | InputEnded
     | WindowOpened
-    | WebSocketMessageReceived
     | WebSocketCloseReceived
     | ProtocolViolation
 )

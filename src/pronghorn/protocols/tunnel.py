@@ -58,14 +58,18 @@ class TunnelConnection:
 
     def send(self, event: OutboundEvent) -> None:
         if type(event) is Body:
-            if event.data:
-                self._out.append(event.data)
-            if event.end:
-                self.should_close = True
+            self.send_data(event.data, event.end)
         elif type(event) is ResetStream:
             self.should_close = True
         else:
             raise LocalProtocolError(f"a tunnel cannot send {type(event).__name__}")
+
+    def send_data(self, data: bytes, end: bool) -> None:
+        """A Body event's effect, by a direct call (the WebSocket runner's per-message path)."""
+        if data:
+            self._out.append(data)
+        if end:
+            self.should_close = True
 
     def data_to_send(self) -> bytes:
         return joined(self.take_output())

@@ -44,7 +44,6 @@ from pronghorn.protocols.events import (
     ProtocolViolation,
     WebSocketCloseReceived,
     WebSocketMessage,
-    WebSocketMessageReceived,
 )
 from pronghorn.protocols.output import joined, joined_unless_large
 
@@ -335,7 +334,8 @@ class _ServerProtocol(Protocol):
         super().recv_frame(frame)
 
 
-WebSocketEvent = WebSocketMessageReceived | WebSocketCloseReceived | ProtocolViolation
+#: A data message is its payload (str for TEXT, bytes for BINARY): no event object per message.
+WebSocketEvent = bytes | str | WebSocketCloseReceived | ProtocolViolation
 
 #: Close codes the frame layer reports for failures it detected itself.
 _VIOLATION_CODES = frozenset((1002, 1007, 1009, 1011))
@@ -369,6 +369,8 @@ def _frame_bounds(data: bytes, position: int) -> tuple[int, int] | None:
 
 #: Frames at least this large, spread over reads, are collected on the direct path.
 PARTIAL_MIN = 65536
+#: Payloads at least this large are unmasked through a memoryview rather than copied out.
+UNMASK_VIEW_MIN = 4096
 
 _HEAD_SHORT = struct.Struct("!BB").pack
 _HEAD_16 = struct.Struct("!BBH").pack
@@ -391,6 +393,7 @@ class WebSocketCodec:
         "_fragments",
         "_fragments_text",
         "_held",
+        "_layer_fed",
         "_max_size",
         "_out",
         "_owed",
@@ -423,10 +426,13 @@ class WebSocketCodec:
                 )
             ]
         self._protocol = protocol
+        #: The frame layer was given bytes since next_events last asked it for its frames;
+        #: while only the direct path decodes, it has nothing new to say (two calls saved).
+        self._layer_fed = False
         #: No extension negotiated: whole unfragmented data frames may take the direct path
         #: (see ``_receive_framed``); every other frame goes through the frame layer.
         self._direct = deflate is None
-        self._direct_messages: list[bytes | str] = []
+        self._direct_messages: list[WebSocketEvent] = []  # (payloads only)
         #: Bytes of the current frame the frame layer still needs (see ``_receive_framed``).
         self._owed = 0
         #: A frame header cut short by a read (the frame layer has it too), to find its end.
@@ -461,7 +467,7 @@ class WebSocketCodec:
         if self._eof or not data:
             return
         if not self._direct:
-            self._protocol.receive_data(data)
+            self._to_layer(data)
             return
         position = 0
         if self._partial is not None:
@@ -474,12 +480,16 @@ class WebSocketCodec:
             whole = held + data
             bounds = _frame_bounds(whole, 0)
             if bounds is None:  # the header is still not whole
-                self._protocol.receive_data(data)
+                self._to_layer(data)
                 self._held = whole
                 return
             self._held = b""
             self._owed = bounds[1] - len(held)
         self._receive_framed(data, position)
+
+    def _to_layer(self, data: bytes) -> None:
+        self._layer_fed = True
+        self._protocol.receive_data(data)
 
     def _receive_partial(self, data: bytes) -> int:
         """Add ``data`` to the large frame being collected; returns where its frame ended.
@@ -509,7 +519,7 @@ class WebSocketCodec:
             else:
                 self._direct_messages.append(payload)
                 return take
-        protocol.receive_data(head + masked)
+        self._to_layer(head + masked)
         return take
 
     def _receive_framed(self, data: bytes, position: int = 0) -> None:
@@ -534,16 +544,23 @@ class WebSocketCodec:
             owed = self._owed
             if owed:
                 take = min(owed, end - position)
-                protocol.receive_data(data[position : position + take])
+                self._to_layer(data[position : position + take])
                 self._owed = owed - take
                 position += take
                 continue
-            bounds = _frame_bounds(data, position)
-            if bounds is None:  # a header cut short: the frame layer takes it, we keep a copy
-                protocol.receive_data(data[position:])
-                self._held = data[position:]
-                return
-            head, stop = bounds
+            second = data[position + 1] if end - position >= 6 else 0
+            if second & 0x80 and second & 0x7F < 126:
+                # A masked frame with a one-byte length, its header whole: nearly every small
+                # message. (_frame_bounds, inlined.)
+                head = position + 6
+                stop = head + (second & 0x7F)
+            else:
+                bounds = _frame_bounds(data, position)
+                if bounds is None:  # a header cut short: the frame layer takes it, keep a copy
+                    self._to_layer(data[position:])
+                    self._held = data[position:]
+                    return
+                head, stop = bounds
             first = data[position]
             direct = (
                 (first == 0x81 or first == 0x82)  # FIN, no RSV bits, TEXT or BINARY
@@ -560,8 +577,12 @@ class WebSocketCodec:
                 self._partial_need = stop - end
                 return
             if direct and stop <= end:
-                with memoryview(data) as view:
-                    unmasked = apply_mask(view[head:stop], data[head - 4 : head])
+                if stop - head < UNMASK_VIEW_MIN:
+                    # A copy of a small payload costs less than a memoryview's setup.
+                    unmasked = apply_mask(data[head:stop], data[head - 4 : head])
+                else:
+                    with memoryview(data) as view:
+                        unmasked = apply_mask(view[head:stop], data[head - 4 : head])
                 try:
                     # (No typing.cast here: it is a real call, and this runs per message.)
                     payload: bytes | str = unmasked.decode() if first == 0x81 else unmasked
@@ -572,7 +593,7 @@ class WebSocketCodec:
                     position = stop
                     continue
             take = min(stop, end)
-            protocol.receive_data(data[position:take])
+            self._to_layer(data[position:take])
             self._owed = stop - take
             position = take
 
@@ -584,19 +605,22 @@ class WebSocketCodec:
         if parts is not None:
             # The frame is cut short: the frame layer sees what came and fails as it should.
             self._partial = None
-            self._protocol.receive_data(self._partial_head + b"".join(parts))
+            self._to_layer(self._partial_head + b"".join(parts))
+        self._layer_fed = True
         self._protocol.receive_eof()
 
     def next_events(self) -> list[WebSocketEvent]:
+        # Read before any byte the frame layer holds: they come first.
+        events = self._direct_messages
+        if events:
+            self._direct_messages = []
+        else:
+            events = []  # (never the codec's own list: frame-layer events are added below)
+        if not self._layer_fed:
+            return events
+        self._layer_fed = False
         protocol = self._protocol
         frames = protocol.events_received()
-        events: list[WebSocketEvent] = []
-        direct = self._direct_messages
-        if direct:
-            # Read before any byte the frame layer holds: they come first.
-            stream_id = self.stream_id
-            events = [WebSocketMessageReceived(stream_id, message) for message in direct]
-            self._direct_messages = []
         # A server-side frame layer only ever yields frames (requests/responses are handshakes).
         for frame in frames:
             assert isinstance(frame, Frame)
@@ -607,7 +631,7 @@ class WebSocketCodec:
                     data = bytes(data)
                 message = self._assemble(opcode, data, frame.fin)
                 if message is not None:
-                    events.append(WebSocketMessageReceived(self.stream_id, message))
+                    events.append(message)
                 elif self._reported:
                     break  # UTF-8 failure: nothing after it is processed
             elif opcode is _OP_PONG:
@@ -690,37 +714,44 @@ class WebSocketCodec:
     # ------------------------------------------------------------------ send side
     def send(self, event: WebSocketMessage | CloseWebSocket) -> None:
         """Queue a message or our close frame. Sending on a closed codec is our own bug."""
+        if type(event) is WebSocketMessage:
+            self.send_message(event.data)
+            return
         protocol = self._protocol
         if protocol.state is not OPEN:
             raise LocalProtocolError(f"WebSocket send in state {protocol.state.name}")
-        if type(event) is WebSocketMessage:
-            data = event.data
-            if self._direct and not protocol.writes:
-                # A whole unmasked data frame needs no frame layer: two to ten header bytes.
-                if isinstance(data, str):
-                    payload = data.encode()
-                    first = 0x81
-                else:
-                    payload = data if type(data) is bytes else bytes(data)
-                    first = 0x82
-                size = len(payload)
-                if size < 126:
-                    self._out.append(_HEAD_SHORT(first, size) + payload)
-                elif size < 65536:
-                    self._out.append(_HEAD_16(first, 126, size) + payload)
-                else:
-                    self._out += (_HEAD_64(first, 127, size), payload)  # no copy of a big one
-                return
-            if type(data) is str:
-                protocol.send_text(data.encode())
+        close = cast(CloseWebSocket, event)
+        protocol.send_close(close.code, close.reason)
+        if self.close_code is None:
+            self.close_code = int(close.code)
+            self.close_reason = close.reason
+        self._collect()
+
+    def send_message(self, data: bytes | str) -> None:
+        """Queue one data message (``send`` of a WebSocketMessage, without the event)."""
+        protocol = self._protocol
+        if protocol.state is not OPEN:
+            raise LocalProtocolError(f"WebSocket send in state {protocol.state.name}")
+        if self._direct and not protocol.writes:
+            # A whole unmasked data frame needs no frame layer: two to ten header bytes.
+            if isinstance(data, str):
+                payload = data.encode()
+                first = 0x81
             else:
-                protocol.send_binary(cast(bytes, data))
+                payload = data if type(data) is bytes else bytes(data)
+                first = 0x82
+            size = len(payload)
+            if size < 126:
+                self._out.append(_HEAD_SHORT(first, size) + payload)
+            elif size < 65536:
+                self._out.append(_HEAD_16(first, 126, size) + payload)
+            else:
+                self._out += (_HEAD_64(first, 127, size), payload)  # no copy of a big one
+            return
+        if type(data) is str:
+            protocol.send_text(data.encode())
         else:
-            close = cast(CloseWebSocket, event)
-            protocol.send_close(close.code, close.reason)
-            if self.close_code is None:
-                self.close_code = int(close.code)
-                self.close_reason = close.reason
+            protocol.send_binary(cast(bytes, data))
         self._collect()
 
     def send_ping(self, payload: bytes) -> None:

@@ -111,6 +111,7 @@ class ConnectionProtocol(asyncio.Protocol):
         "server",
         "streams",
         "transport",
+        "tunnel_runner",
         "write_paused",
     )
 
@@ -136,6 +137,8 @@ class ConnectionProtocol(asyncio.Protocol):
         self._in_receive = False
         self._lingering = False
         self._gathers = False  # (set in connection_made)
+        #: The one stream runner of a byte tunnel core (see switch_core).
+        self.tunnel_runner: Any = None
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -178,11 +181,14 @@ class ConnectionProtocol(asyncio.Protocol):
         # as errors and 503s) are written with the loop turn's other writes (see below).
         self._in_receive = True
         try:
-            self.core.receive_data(data)
-            self._process_events()
+            runner = self.tunnel_runner
+            if runner is not None:
+                runner.body_received(data)  # (see switch_core)
+            else:
+                self.core.receive_data(data)
+                self._process_events()
         finally:
             self._in_receive = False
-        self._lingering = False
         core = self.core  # an upgrade (h2c) or the preface sniffer may have switched it
         if (
             not self.streams
@@ -341,6 +347,8 @@ class ConnectionProtocol(asyncio.Protocol):
         """The runner's response is fully queued: flush, then serve what comes next."""
         streams = self.streams
         streams.pop(runner.stream_id, None)
+        if runner is self.tunnel_runner:
+            self.tunnel_runner = None  # (what the tunnel reads after its end is not for it)
         core = self.core
         # HTTP/1.1 knows whether a pipelined request waits; None: ask any other core.
         pipelined = core.pipelined_ready if type(core) is HTTP1Connection else None
@@ -514,9 +522,16 @@ class ConnectionProtocol(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
 
-    def switch_core(self, core: Core) -> None:
-        """Replace the core (HTTP/1.1 -> WebSocket tunnel, h2c -> HTTP/2)."""
+    def switch_core(self, core: Core, tunnel_runner: Any = None) -> None:
+        """Replace the core (HTTP/1.1 -> WebSocket tunnel, h2c -> HTTP/2).
+
+        A byte tunnel's received bytes all belong to its one stream and need no parsing: with
+        ``tunnel_runner`` given, data_received hands them to it directly instead of through
+        the core's BodyReceived events (five calls and an event per WebSocket message). Its
+        EOF still goes through the core.
+        """
         self.core = core
+        self.tunnel_runner = tunnel_runner
 
     # ------------------------------------------------------------------ timers & shutdown
     def _set_timer(self, kind: int, seconds: float | None) -> None:

@@ -36,7 +36,6 @@ from pronghorn.protocols.events import (
     Trailers,
     WebSocketCloseReceived,
     WebSocketMessage,
-    WebSocketMessageReceived,
 )
 from pronghorn.protocols.http2 import HTTP2Connection
 from pronghorn.protocols.tunnel import TunnelConnection
@@ -126,7 +125,9 @@ class WebSocketExchange:
         self.conn = conn
         self.stream_id = request.stream_id
         self.handshake = handshake
-        self.cycle = WebSocketCycle(request.stream_id, self._on_app_event)
+        self.cycle = WebSocketCycle(
+            request.stream_id, self._on_app_event, send_message=self._send_message
+        )
         self.codec: WebSocketCodec | None = None
         self.task: asyncio.Task[None] | None = None
         self.start_time = protocol.server.loop.time()
@@ -229,8 +230,8 @@ class WebSocketExchange:
     def _process_codec(self, codec: WebSocketCodec) -> None:
         cycle = self.cycle
         for event in codec.next_events():
-            if isinstance(event, WebSocketMessageReceived):
-                cycle.message_received(event.data)
+            if isinstance(event, str | bytes):
+                cycle.message_received(event)
             elif isinstance(event, WebSocketCloseReceived):
                 cycle.closed(event.code, event.reason)
             elif isinstance(event, ProtocolViolation):
@@ -259,7 +260,12 @@ class WebSocketExchange:
                 output = output[-1]
             else:
                 size = len(output)
-            self._send_core(Body(self.stream_id, output, end))
+            core = self.protocol.core
+            if type(core) is TunnelConnection:
+                if not self.protocol.closed:
+                    core.send_data(output, end)  # (_send_core's effect, without the event)
+            else:
+                self._send_core(Body(self.stream_id, output, end))
             if flush or size > FLUSH_THRESHOLD:
                 self.protocol.flush()
             else:
@@ -335,16 +341,20 @@ class WebSocketExchange:
         if type(core) is HTTP2Connection and not self._stream_done:
             await wait_window(protocol, core, self.stream_id)  # the stream's own window
 
+    def _send_message(self, payload: bytes | str) -> None:
+        """A validated websocket.send's payload (the cycle calls this directly)."""
+        codec = self.codec
+        assert codec is not None  # the cycle only allows sends once accepted
+        codec.send_message(payload)
+        # While received messages still wait for the app, its replies are batched into one
+        # write at the loop's turn; the reply to the last one goes out at once (a ping-pong
+        # exchange would otherwise wait a loop iteration per message).
+        self._write_codec(codec, flush=not self.cycle.queued)
+
     def _on_app_event(self, event: OutboundEvent) -> None:
         """The cycle's validated output: the handshake answer, frames or a denial response."""
         if isinstance(event, WebSocketMessage):
-            codec = self.codec
-            assert codec is not None  # the cycle only allows sends once accepted
-            codec.send(event)
-            # While received messages still wait for the app, its replies are batched into one
-            # write at the loop's turn; the reply to the last one goes out at once (a ping-pong
-            # exchange would otherwise wait a loop iteration per message).
-            self._write_codec(codec, flush=not self.cycle.queued)
+            self._send_message(event.data)
         elif isinstance(event, CloseWebSocket):
             codec = self.codec
             assert codec is not None
@@ -396,7 +406,7 @@ class WebSocketExchange:
             trailing = getattr(core, "trailing_data", b"")
             # The 101 goes out first, then the connection is a tunnel for the frames.
             tunnel = TunnelConnection(core.data_to_send())
-            protocol.switch_core(tunnel)
+            protocol.switch_core(tunnel, self)
             protocol.update_reading(_RESUME)
         else:
             # HTTP/2: the subprotocol is already among the headers accept_headers built.
