@@ -11,6 +11,8 @@ Layers, each including the ones below it (the difference is the layer's own cost
   connection   ConnectionProtocol.data_received to transport.write, with a fake transport, the
                hello app and a real event loop (uvloop), 64 connections per loop turn so the
                end-of-iteration write batching works as it does under load
+  ws echo      on its own: one echoed 13-byte text message, data_received of the frame to the
+               echo's write (tunnel core, codec, cycle, the echo app's task), 16 connections
 
 Each figure is the median of several timed batches; the spread (min-max) is shown beside it.
 """
@@ -180,11 +182,104 @@ def _connection_batch(iterations: int) -> None:
     connection(iterations)
 
 
+#: The WebSocket upgrade the echo layer opens each connection with.
+WS_HANDSHAKE = (
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+WS_PAYLOAD = b"Hello, world!"
+#: A masked TEXT frame (the all-zero key, as benchmarks/wsload.py sends) and its echo.
+WS_FRAME = bytes((0x81, 0x80 | len(WS_PAYLOAD))) + bytes(4) + WS_PAYLOAD
+WS_ECHO = bytes((0x81, len(WS_PAYLOAD))) + WS_PAYLOAD
+WS_CONNECTIONS = 16
+
+
+class _EchoTransport(FakeTransport):
+    """Also counts the echoes written (the frames may leave joined or as parts)."""
+
+    __slots__ = ("echoes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.echoes = 0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.echoes += bytes(data).count(WS_ECHO)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self.write(b"".join(parts))
+
+
+def websocket_echo(iterations: int) -> None:
+    """Echoed 13-byte text messages: ConnectionProtocol.data_received of a frame to the
+    echo's write, through the tunnel core, the codec, the cycle and the app's task."""
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_drive_websockets(loop, iterations))
+    finally:
+        loop.close()
+
+
+async def _drive_websockets(loop: asyncio.AbstractEventLoop, iterations: int) -> None:
+    from benchmarks.apps.ws_echo import app as echo_app
+    from pronghorn.config import Config
+    from pronghorn.server.protocol import ConnectionProtocol
+    from pronghorn.server.state import ServerState
+
+    state = ServerState(Config(), echo_app, loop)  # type: ignore[arg-type]
+    pairs = []
+    for _ in range(WS_CONNECTIONS):
+        protocol = ConnectionProtocol(state)
+        transport = _EchoTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol.data_received(WS_HANDSHAKE)
+        pairs.append((protocol, transport))
+    for _spin in range(20):
+        await asyncio.sleep(0)
+        if all(transport.last.startswith(b"HTTP/1.1 101 ") for _p, transport in pairs):
+            break
+    else:
+        raise RuntimeError("the WebSocket handshakes were not answered within 20 loop turns")
+
+    def feed() -> None:
+        for protocol, _transport in pairs:
+            protocol.data_received(WS_FRAME)
+
+    try:
+        for sent in range(1, max(iterations // WS_CONNECTIONS, 1) + 1):
+            loop.call_soon(feed)
+            for _spin in range(20):
+                await asyncio.sleep(0)
+                if all(transport.echoes >= sent for _p, transport in pairs):
+                    break
+            else:
+                raise RuntimeError("messages were not echoed within 20 loop turns")
+    finally:
+        for protocol, _transport in pairs:
+            protocol.connection_lost(None)
+        # The apps hear the disconnect and return: let their tasks end before the loop does.
+        for _spin in range(20):
+            if not state.exchanges:
+                break
+            await asyncio.sleep(0)
+
+
 LAYERS: tuple[tuple[str, Callable[[int], None]], ...] = (
     ("h1 core", h1_core),
     ("ASGI bridge", asgi_bridge),
     ("connection", _connection_batch),
+    # Its own path, not a layer above the ones before: its "own cost" is its whole cost.
+    ("ws echo", websocket_echo),
 )
+#: Layers whose figure is not a layer above the previous one's.
+STANDALONE = frozenset(("ws echo",))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     below: float | None = None
     for name, layer in LAYERS:
+        if name in STANDALONE:
+            below = None
         try:
             figures = _timed(layer, iterations, repeats)
         except Exception as exc:  # a layer not written yet, or broken: say so, go on
