@@ -176,6 +176,20 @@ class TestControlFrames:
         assert feed(codec, frame(PING, b"payload")) == []
         assert parse_server_frames(codec.data_to_send()) == [(0x80 | PONG, PONG, b"payload")]
 
+    def test_has_output_tells_whether_bytes_wait(self, codec: WebSocketCodec) -> None:
+        # The shell writes only when this says so: a message decoded on the direct path
+        # leaves nothing to write, a ping leaves its pong, a send its frame.
+        assert feed(codec, frame(TEXT, b"hi")) == ["hi"]
+        assert not codec.has_output
+        feed(codec, frame(PING, b"p"))
+        assert codec.has_output
+        codec.take_output()
+        assert not codec.has_output
+        codec.send(WebSocketMessage(1, "x"))
+        assert codec.has_output
+        assert codec.data_to_send() == b"\x81\x01x"
+        assert not codec.has_output
+
     def test_pong_counted_not_answered(self, codec: WebSocketCodec) -> None:
         feed(codec, frame(PONG, b"x") + frame(PONG, b""))
         assert codec.pongs_received == 2

@@ -405,6 +405,7 @@ class WebSocketCodec:
         "_violation",
         "close_code",
         "close_reason",
+        "has_output",
         "pongs_received",
         "should_close",
         "stream_id",
@@ -444,6 +445,9 @@ class WebSocketCodec:
         self._partial_need = 0
         self._max_size = max_size
         self._out: list[bytes] = []
+        #: Bytes wait in take_output() (an attribute, not a property: the shell reads it after
+        #: every read, and nearly always it is False).
+        self.has_output = False
         self._eof = False
         self._fragments: list[bytes] | list[str] | None = None
         self._fragments_text = False
@@ -741,6 +745,7 @@ class WebSocketCodec:
                 payload = data if type(data) is bytes else bytes(data)
                 first = 0x82
             size = len(payload)
+            self.has_output = True
             if size < 126:
                 self._out.append(_HEAD_SHORT(first, size) + payload)
             elif size < 65536:
@@ -777,6 +782,7 @@ class WebSocketCodec:
         for chunk in writes:
             if chunk:
                 self._out.append(chunk)
+                self.has_output = True
             else:  # SEND_EOF: the server side may close the transport after this
                 self.should_close = True
 
@@ -790,6 +796,7 @@ class WebSocketCodec:
         if not out:
             return b""
         self._out = []
+        self.has_output = False
         return joined_unless_large(out)
 
     def statistics(self) -> dict[str, int]:

@@ -244,7 +244,8 @@ class WebSocketExchange:
                 cycle.closed(event.status, event.reason)
             else:
                 assert_never(event)
-        self._write_codec(codec)
+        if codec.has_output or codec.should_close:  # (pongs, a close echo, a failure)
+            self._write_codec(codec)
         self._wake()
         self._update_flow()
 
