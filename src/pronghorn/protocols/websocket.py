@@ -394,6 +394,7 @@ class WebSocketCodec:
         "_fragments_text",
         "_held",
         "_layer_fed",
+        "_layer_open",
         "_max_size",
         "_out",
         "_owed",
@@ -430,6 +431,9 @@ class WebSocketCodec:
         #: The frame layer was given bytes since next_events last asked it for its frames;
         #: while only the direct path decodes, it has nothing new to say (two calls saved).
         self._layer_fed = False
+        #: The frame layer's state is OPEN, as of our last call into it (only those calls
+        #: change it): its ``state`` is a property, a Python call per read, twice per echo.
+        self._layer_open = True
         #: No extension negotiated: whole unfragmented data frames may take the direct path
         #: (see ``_receive_framed``); every other frame goes through the frame layer.
         self._direct = deflate is None
@@ -493,7 +497,13 @@ class WebSocketCodec:
 
     def _to_layer(self, data: bytes) -> None:
         self._layer_fed = True
-        self._protocol.receive_data(data)
+        protocol = self._protocol
+        protocol.receive_data(data)
+        self._layer_open = protocol.state is OPEN
+
+    def _layer_changed(self) -> None:
+        """Note the frame layer's state after a call that may have moved it."""
+        self._layer_open = self._protocol.state is OPEN
 
     def _receive_partial(self, data: bytes) -> int:
         """Add ``data`` to the large frame being collected; returns where its frame ended.
@@ -570,7 +580,7 @@ class WebSocketCodec:
                 (first == 0x81 or first == 0x82)  # FIN, no RSV bits, TEXT or BINARY
                 and data[position + 1] & 0x80  # masked
                 and stop - head <= max_size
-                and protocol.state is OPEN
+                and self._layer_open
                 and protocol.current_size is None
                 and not protocol.events
             )
@@ -612,6 +622,7 @@ class WebSocketCodec:
             self._to_layer(self._partial_head + b"".join(parts))
         self._layer_fed = True
         self._protocol.receive_eof()
+        self._layer_changed()
 
     def next_events(self) -> list[WebSocketEvent]:
         # Read before any byte the frame layer holds: they come first.
@@ -696,6 +707,7 @@ class WebSocketCodec:
     def _fail(self, code: int, reason: str) -> None:
         protocol = self._protocol
         protocol.fail(code, reason)
+        self._layer_changed()
         self._reported = True
         self.close_code = code
         self.close_reason = reason
@@ -726,6 +738,7 @@ class WebSocketCodec:
             raise LocalProtocolError(f"WebSocket send in state {protocol.state.name}")
         close = cast(CloseWebSocket, event)
         protocol.send_close(close.code, close.reason)
+        self._layer_changed()
         if self.close_code is None:
             self.close_code = int(close.code)
             self.close_reason = close.reason
@@ -734,7 +747,7 @@ class WebSocketCodec:
     def send_message(self, data: bytes | str) -> None:
         """Queue one data message (``send`` of a WebSocketMessage, without the event)."""
         protocol = self._protocol
-        if protocol.state is not OPEN:
+        if not self._layer_open:
             raise LocalProtocolError(f"WebSocket send in state {protocol.state.name}")
         if self._direct and not protocol.writes:
             # A whole unmasked data frame needs no frame layer: two to ten header bytes.
@@ -770,6 +783,7 @@ class WebSocketCodec:
         protocol = self._protocol
         if protocol.state is OPEN:
             protocol.fail(code, reason)
+            self._layer_changed()
             if self.close_code is None:
                 self.close_code = code
                 self.close_reason = reason
