@@ -72,7 +72,9 @@ class TestReceive:
         assert h.cycle.queued == 2
         h.cycle.closed(1000, "bye")
         assert h.cycle.next_message() == {"type": "websocket.receive", "text": "text"}
+        assert h.cycle.queued == 1
         assert h.cycle.next_message() == {"type": "websocket.receive", "bytes": b"bytes"}
+        assert h.cycle.queued == 0
         disconnect = {"type": "websocket.disconnect", "code": 1000, "reason": "bye"}
         assert h.cycle.next_message() == disconnect
         assert h.cycle.next_message() == disconnect  # stays answered
@@ -86,6 +88,14 @@ class TestReceive:
             "code": 1006,
             "reason": "",
         }
+
+    def test_app_close_drops_what_it_had_not_read(self) -> None:
+        h = in_state(State.OPEN)
+        h.cycle.message_received("unread")
+        assert h.cycle.queued == 1
+        h.cycle.send({"type": "websocket.close"})
+        assert h.cycle.queued == 0
+        assert h.cycle.next_message() is None
 
     def test_data_after_app_close_is_dropped(self) -> None:
         h = in_state(State.APP_CLOSED)

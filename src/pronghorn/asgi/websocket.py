@@ -103,6 +103,7 @@ class WebSocketCycle:
         "_inbound",
         "_response_extension",
         "_send_message",
+        "queued",
         "state",
         "stream_id",
     )
@@ -123,18 +124,15 @@ class WebSocketCycle:
         self._send_message = send_message
         self.state = STATE_HANDSHAKE
         self._inbound: deque[Message] = deque()
+        #: Messages received and not yet taken by the app (the shell pauses reading past its
+        #: ``ws_max_queue``). Kept as a count, not a property: the shell reads it per message.
+        self.queued = 0
         self._connect_delivered = False
         self._response_extension = response_extension
         self._close_code = 1006
         self._close_reason = ""
 
     # ------------------------------------------------------------------ receive side
-    @property
-    def queued(self) -> int:
-        """Messages received and not yet taken by the app (the shell pauses reading past its
-        ``ws_max_queue``)."""
-        return len(self._inbound)
-
     def message_received(self, data: bytes | str) -> None:
         if self.state is not STATE_OPEN:
             return  # after the app's close frame, RFC 6455 lets us discard data frames
@@ -142,6 +140,7 @@ class WebSocketCycle:
             self._inbound.append({"type": "websocket.receive", "text": data})
         else:
             self._inbound.append({"type": "websocket.receive", "bytes": data})
+        self.queued += 1
 
     def closed(self, code: int, reason: str = "") -> None:
         """The connection ended with close ``code``: the peer's close frame, our own failure
@@ -159,6 +158,7 @@ class WebSocketCycle:
             return _CONNECT
         inbound = self._inbound
         if inbound:
+            self.queued -= 1
             return inbound.popleft()
         if self.state is STATE_CLOSED or self.state is STATE_DENIED:
             return {
@@ -251,6 +251,7 @@ class WebSocketCycle:
         self._close_code = code
         self._close_reason = reason
         self._inbound.clear()
+        self.queued = 0
         self._emit(CloseWebSocket(self.stream_id, code, reason))
 
     def _on_deny(self, message: AppMessage) -> None:
