@@ -24,7 +24,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,10 @@ class FakeTransport:
 CONNECTIONS = 64
 
 
-def connection(iterations: int) -> None:
+def _run_on_a_loop(
+    drive: Callable[[asyncio.AbstractEventLoop, int], Coroutine[Any, Any, None]], iterations: int
+) -> None:
+    """Run ``drive(loop, iterations)`` on a fresh uvloop loop (asyncio's without uvloop)."""
     try:
         import uvloop
 
@@ -138,23 +141,44 @@ def connection(iterations: int) -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(_drive_connections(loop, iterations))
+        loop.run_until_complete(drive(loop, iterations))
     finally:
         loop.close()
 
 
-async def _drive_connections(loop: asyncio.AbstractEventLoop, iterations: int) -> None:
+def _connections(
+    loop: asyncio.AbstractEventLoop, app: Any, count: int, transport_type: type[FakeTransport]
+) -> tuple[Any, list[tuple[Any, Any]]]:
+    """A server state for ``app`` and ``count`` connections made on fake transports."""
     from pronghorn.config import Config
     from pronghorn.server.protocol import ConnectionProtocol
     from pronghorn.server.state import ServerState
 
-    state = ServerState(Config(), hello_app, loop)  # type: ignore[arg-type]
+    state = ServerState(Config(), app, loop)
     pairs = []
-    for _ in range(CONNECTIONS):
+    for _ in range(count):
         protocol = ConnectionProtocol(state)
-        transport = FakeTransport()
+        transport = transport_type()
         protocol.connection_made(transport)  # type: ignore[arg-type]
         pairs.append((protocol, transport))
+    return state, pairs
+
+
+async def _turn_until(done: Callable[[], bool], failure: str, turns: int = 20) -> None:
+    """Let the loop turn until ``done()``; RuntimeError(failure) if it takes over ``turns``."""
+    for _spin in range(turns):
+        await asyncio.sleep(0)
+        if done():
+            return
+    raise RuntimeError(f"{failure} within {turns} loop turns")
+
+
+def connection(iterations: int) -> None:
+    _run_on_a_loop(_drive_connections, iterations)
+
+
+async def _drive_connections(loop: asyncio.AbstractEventLoop, iterations: int) -> None:
+    _state, pairs = _connections(loop, hello_app, CONNECTIONS, FakeTransport)
     rounds = max(iterations // CONNECTIONS, 1)
 
     def feed() -> None:
@@ -167,12 +191,10 @@ async def _drive_connections(loop: asyncio.AbstractEventLoop, iterations: int) -
         # The app may finish inside data_received (eager start) or in the next turns; the
         # batched flush runs at the end of a turn. Turn until every connection has written.
         target = pairs[-1][1].writes + 1
-        for _spin in range(20):
-            await asyncio.sleep(0)
-            if all(transport.writes >= target for _p, transport in pairs):
-                break
-        else:
-            raise RuntimeError("responses were not written within 20 loop turns")
+        await _turn_until(
+            lambda target=target: all(transport.writes >= target for _p, transport in pairs),
+            "responses were not written",
+        )
     for protocol, transport in pairs:
         assert transport.last.endswith(EXPECTED_TAIL), transport.last
         protocol.connection_lost(None)
@@ -215,38 +237,19 @@ class _EchoTransport(FakeTransport):
 def websocket_echo(iterations: int) -> None:
     """Echoed 13-byte text messages: ConnectionProtocol.data_received of a frame to the
     echo's write, through the tunnel core, the codec, the cycle and the app's task."""
-    try:
-        import uvloop
-
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(_drive_websockets(loop, iterations))
-    finally:
-        loop.close()
+    _run_on_a_loop(_drive_websockets, iterations)
 
 
 async def _drive_websockets(loop: asyncio.AbstractEventLoop, iterations: int) -> None:
     from benchmarks.apps.ws_echo import app as echo_app
-    from pronghorn.config import Config
-    from pronghorn.server.protocol import ConnectionProtocol
-    from pronghorn.server.state import ServerState
 
-    state = ServerState(Config(), echo_app, loop)  # type: ignore[arg-type]
-    pairs = []
-    for _ in range(WS_CONNECTIONS):
-        protocol = ConnectionProtocol(state)
-        transport = _EchoTransport()
-        protocol.connection_made(transport)  # type: ignore[arg-type]
+    state, pairs = _connections(loop, echo_app, WS_CONNECTIONS, _EchoTransport)
+    for protocol, _transport in pairs:
         protocol.data_received(WS_HANDSHAKE)
-        pairs.append((protocol, transport))
-    for _spin in range(20):
-        await asyncio.sleep(0)
-        if all(transport.last.startswith(b"HTTP/1.1 101 ") for _p, transport in pairs):
-            break
-    else:
-        raise RuntimeError("the WebSocket handshakes were not answered within 20 loop turns")
+    await _turn_until(
+        lambda: all(transport.last.startswith(b"HTTP/1.1 101 ") for _p, transport in pairs),
+        "the WebSocket handshakes were not answered",
+    )
 
     def feed() -> None:
         for protocol, _transport in pairs:
@@ -255,12 +258,10 @@ async def _drive_websockets(loop: asyncio.AbstractEventLoop, iterations: int) ->
     try:
         for sent in range(1, max(iterations // WS_CONNECTIONS, 1) + 1):
             loop.call_soon(feed)
-            for _spin in range(20):
-                await asyncio.sleep(0)
-                if all(transport.echoes >= sent for _p, transport in pairs):
-                    break
-            else:
-                raise RuntimeError("messages were not echoed within 20 loop turns")
+            await _turn_until(
+                lambda sent=sent: all(transport.echoes >= sent for _p, transport in pairs),
+                "messages were not echoed",
+            )
     finally:
         for protocol, _transport in pairs:
             protocol.connection_lost(None)
