@@ -432,7 +432,8 @@ class WebSocketCodec:
         #: while only the direct path decodes, it has nothing new to say (two calls saved).
         self._layer_fed = False
         #: The frame layer's state is OPEN, as of our last call into it (only those calls
-        #: change it): its ``state`` is a property, a Python call per read, twice per echo.
+        #: change it; each that may is followed by _layer_changed). Its ``state`` is a
+        #: property, a Python call per read, twice per echo: every test here reads this.
         self._layer_open = True
         #: No extension negotiated: whole unfragmented data frames may take the direct path
         #: (see ``_receive_framed``); every other frame goes through the frame layer.
@@ -469,7 +470,7 @@ class WebSocketCodec:
     @property
     def open(self) -> bool:
         """Messages may still be sent (no close frame sent or received yet)."""
-        return self._protocol.state is OPEN
+        return self._layer_open
 
     def receive_data(self, data: bytes) -> None:
         if self._eof or not data:
@@ -497,9 +498,8 @@ class WebSocketCodec:
 
     def _to_layer(self, data: bytes) -> None:
         self._layer_fed = True
-        protocol = self._protocol
-        protocol.receive_data(data)
-        self._layer_open = protocol.state is OPEN
+        self._protocol.receive_data(data)
+        self._layer_changed()
 
     def _layer_changed(self) -> None:
         """Note the frame layer's state after a call that may have moved it."""
@@ -523,8 +523,7 @@ class WebSocketCodec:
         head = self._partial_head
         self._partial_head = b""
         masked = b"".join(parts)
-        protocol = self._protocol
-        if protocol.state is OPEN:  # (a close we sent meanwhile: the frame layer decides)
+        if self._layer_open:  # (a close we sent meanwhile: the frame layer decides)
             unmasked = apply_mask(masked, head[-4:])
             try:
                 payload = unmasked.decode() if head[0] == 0x81 else unmasked
@@ -562,8 +561,8 @@ class WebSocketCodec:
                 self._owed = owed - take
                 position += take
                 continue
-            second = data[position + 1] if end - position >= 6 else 0
-            if second & 0x80 and second & 0x7F < 126:
+            second = data[position + 1] if end - position >= 2 else 0
+            if second & 0x80 and second & 0x7F < 126 and end - position >= 6:
                 # A masked frame with a one-byte length, its header whole: nearly every small
                 # message. (_frame_bounds, inlined.)
                 head = position + 6
@@ -578,7 +577,7 @@ class WebSocketCodec:
             first = data[position]
             direct = (
                 (first == 0x81 or first == 0x82)  # FIN, no RSV bits, TEXT or BINARY
-                and data[position + 1] & 0x80  # masked
+                and second & 0x80  # masked
                 and stop - head <= max_size
                 and self._layer_open
                 and protocol.current_size is None
@@ -734,7 +733,7 @@ class WebSocketCodec:
             self.send_message(event.data)
             return
         protocol = self._protocol
-        if protocol.state is not OPEN:
+        if not self._layer_open:
             raise LocalProtocolError(f"WebSocket send in state {protocol.state.name}")
         close = cast(CloseWebSocket, event)
         protocol.send_close(close.code, close.reason)
@@ -773,16 +772,14 @@ class WebSocketCodec:
         self._collect()
 
     def send_ping(self, payload: bytes) -> None:
-        protocol = self._protocol
-        if protocol.state is OPEN:
-            protocol.send_ping(payload)
+        if self._layer_open:
+            self._protocol.send_ping(payload)
             self._collect()
 
     def fail(self, code: int, reason: str = "") -> None:
         """Close at once with ``code`` (keepalive timeout, shutdown without waiting)."""
-        protocol = self._protocol
-        if protocol.state is OPEN:
-            protocol.fail(code, reason)
+        if self._layer_open:
+            self._protocol.fail(code, reason)
             self._layer_changed()
             if self.close_code is None:
                 self.close_code = code

@@ -138,7 +138,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._lingering = False
         self._gathers = False  # (set in connection_made)
         #: The one stream runner of a byte tunnel core (see switch_core).
-        self.tunnel_runner: Any = None
+        self.tunnel_runner: StreamRunner | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -522,7 +522,7 @@ class ConnectionProtocol(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
 
-    def switch_core(self, core: Core, tunnel_runner: Any = None) -> None:
+    def switch_core(self, core: Core, tunnel_runner: StreamRunner | None = None) -> None:
         """Replace the core (HTTP/1.1 -> WebSocket tunnel, h2c -> HTTP/2).
 
         A byte tunnel's received bytes all belong to its one stream and need no parsing: with
