@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pronghorn import __version__, cli, config
+from pronghorn.compiled import pure_python_requested
 from pronghorn.config import Config
 from pronghorn.errors import AppImportError, LifespanFailure, StartupError
 
@@ -116,7 +117,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.startswith(f"pronghorn {__version__} with ")
+    build = "pure-Python" if pure_python_requested() else "compiled"
+    assert capsys.readouterr().out.startswith(f"pronghorn {__version__} ({build} hot path) with ")
 
 
 # --------------------------------------------------------------------------- uvicorn parity

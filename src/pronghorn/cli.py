@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, get_origin
 
 from pronghorn import __version__, config
+from pronghorn.compiled import hot_path_compiled
 from pronghorn.errors import ConfigError, LifespanFailure, PronghornError
 
 PROG = "pronghorn"
@@ -118,8 +119,9 @@ def _add_setting(group: argparse._ArgumentGroup, field: Any) -> None:
 
 
 def version_text() -> str:
+    build = "compiled" if hot_path_compiled() else "pure-Python"
     return (
-        f"{PROG} {__version__} with {platform.python_implementation()} "
+        f"{PROG} {__version__} ({build} hot path) with {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.system()}"
     )
 

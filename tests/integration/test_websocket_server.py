@@ -470,6 +470,30 @@ class TestClosing:
         with serve(echo) as server:
             assert run(client(server)) == 1012
 
+    def test_shutdown_deadline_cancels_an_app_that_never_returns(self) -> None:
+        seen: list[str] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            try:
+                await asyncio.sleep(60)
+            except BaseException as exc:
+                # The cancellation itself, thrown through the compiled exchange (see
+                # server/awaits.py), not a DeprecationWarning in its place.
+                seen.append(type(exc).__name__)
+                raise
+
+        async def client(server: Running) -> None:
+            async with connect(server.url + "/ws") as ws:
+                server.shutdown()
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+
+        with serve(app, timeout_graceful_shutdown=0.3) as server:
+            run(client(server))
+        assert seen == ["CancelledError"]
+
 
 # --------------------------------------------------------------------------- peer misbehaviour
 class TestViolations:

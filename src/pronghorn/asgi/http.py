@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from pronghorn.asgi.headers import app_headers
 from pronghorn.errors import AppProtocolError
 from pronghorn.protocols.events import (
+    AppHeaders,
     Body,
     Headers,
     InformationalResponse,
@@ -69,7 +70,7 @@ class DirectCore(Protocol):
     object each (HTTP/1.1 does)."""
 
     def send_response(
-        self, stream_id: int, status: int, headers: Headers, trailers: bool
+        self, stream_id: int, status: int, headers: AppHeaders, trailers: bool
     ) -> None: ...
 
     def send_body(self, stream_id: int, data: bytes, end: bool) -> None: ...
@@ -131,7 +132,7 @@ class HTTPCycle:
         self.status = 0
         self.bytes_sent = 0
 
-    def _emit_response(self, status: int, headers: Headers, trailers: bool) -> None:
+    def _emit_response(self, status: int, headers: AppHeaders, trailers: bool) -> None:
         direct = self._direct
         if direct is not None:
             direct.send_response(self.stream_id, status, headers, trailers)

@@ -9,8 +9,13 @@ hot path a request costs two of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 Headers = list[tuple[bytes, bytes]]
+#: A response header list as the app sent it: asgi/http.py hands a list to the core unchecked,
+#: and the core validates every pair as it encodes it. Apps send pairs as tuples or lists, and
+#: values as bytes or bytearray, so no item type is promised (nor checked by compiled code).
+AppHeaders = list[Any]
 
 
 #: Byte values, not one-byte strings, for membership tests: ``int in bytes`` is a memchr,
@@ -117,7 +122,7 @@ InboundEvent = (
 class Response:
     stream_id: int
     status: int
-    headers: Headers
+    headers: AppHeaders
     #: The app announced ``trailers: True``; HTTP/1.1 must then chunk the body.
     trailers_expected: bool = False
 

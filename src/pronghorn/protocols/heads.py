@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from pronghorn.protocols.events import Headers
+from pronghorn.protocols.events import AppHeaders
 
 __all__ = ["HEAD_CACHE_SIZE", "HeadKey", "remember"]
 
@@ -20,7 +20,7 @@ HeadKey = tuple[tuple[bytes, bytes], ...]
 T = TypeVar("T")
 
 
-def remember(cache: dict[HeadKey, T], headers: Headers, build: Callable[[Headers], T]) -> T:
+def remember(cache: dict[HeadKey, T], headers: AppHeaders, build: Callable[[AppHeaders], T]) -> T:
     """``build(headers)``, from ``cache`` when this list was built before. ``build`` raises
     ValueError for a list no peer could accept, and nothing is remembered then."""
     try:

@@ -26,6 +26,7 @@ import httptools
 from pronghorn.errors import LocalProtocolError, ResponseLengthError
 from pronghorn.protocols.events import (
     COLON,
+    AppHeaders,
     Body,
     BodyReceived,
     Headers,
@@ -97,7 +98,7 @@ class _HeadInfo:
 
     __slots__ = ("block", "chunked", "close", "content_length", "lines", "overridden")
 
-    def __init__(self, headers: Headers, special: dict[bytes, int]) -> None:
+    def __init__(self, headers: AppHeaders, special: dict[bytes, int]) -> None:
         lines = []
         overridden: set[bytes] | None = None
         content_length: int | None = None
@@ -165,12 +166,12 @@ class DefaultHeaders:
         self.date = value
         self._rebuild()
 
-    def head_info(self, headers: Headers) -> _HeadInfo:
+    def head_info(self, headers: AppHeaders) -> _HeadInfo:
         """The encoded, validated form of an app's response header list (ValueError if any
         name or value is invalid); cached while the cache is small."""
         return remember(self.heads, headers, self._head_info)
 
-    def _head_info(self, headers: Headers) -> _HeadInfo:
+    def _head_info(self, headers: AppHeaders) -> _HeadInfo:
         return _HeadInfo(headers, self.special)
 
     def _rebuild(self) -> None:
@@ -299,7 +300,7 @@ class HTTP1Connection:
         self._request: RequestReceived | None = None
         # response side (for the request being served)
         self._send_state = _SEND_IDLE
-        self._pending_head: tuple[int, Headers, bool] | None = None
+        self._pending_head: tuple[int, AppHeaders, bool] | None = None
         self._request_method = b""
         self._keep_alive = True
         self._http10 = False
@@ -531,7 +532,7 @@ class HTTP1Connection:
     # The two calls of every response, without building an event each (the ASGI bridge calls
     # them directly; ``send`` routes Response and Body events here too).
     def send_response(
-        self, stream_id: int, status: int, headers: Headers, trailers_expected: bool = False
+        self, stream_id: int, status: int, headers: AppHeaders, trailers_expected: bool = False
     ) -> None:
         if self._send_state is not _SEND_IDLE:
             raise LocalProtocolError(f"Response in state {self._send_state.value}")

@@ -18,6 +18,7 @@ from h2.errors import ErrorCodes
 
 from pronghorn.errors import LocalProtocolError, ResponseLengthError
 from pronghorn.protocols.events import (
+    AppHeaders,
     Headers,
     InboundEvent,
     InformationalResponse,
@@ -47,7 +48,7 @@ class _AppHead:
 
     __slots__ = ("content_length", "fields", "names")
 
-    def __init__(self, headers: Headers) -> None:
+    def __init__(self, headers: AppHeaders) -> None:
         self.fields = clean_fields(headers, "response header")
         #: What the app sets itself: a default (Server, Date, ``--header``) of the same name
         #: is left out.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 from pronghorn.errors import LocalProtocolError
-from pronghorn.protocols.events import COLON, Headers, Response, has_bad_byte
+from pronghorn.protocols.events import COLON, AppHeaders, Headers, Response, has_bad_byte
 
 #: Response headers that mean something only to a single HTTP/1.1 hop; RFC 9113 §8.2.2 forbids
 #: them in HTTP/2, so they are dropped from what an app sends.
@@ -113,7 +113,7 @@ class H2Stream:
         self.sending = STREAM_ENDED
 
 
-def clean_fields(headers: Headers, what: str) -> Headers:
+def clean_fields(headers: AppHeaders, what: str) -> Headers:
     """Lower-case names and drop hop-by-hop fields; raise on a field no peer could accept."""
     cleaned: Headers = []
     for name, value in headers:

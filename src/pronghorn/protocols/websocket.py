@@ -308,7 +308,16 @@ class _Quiet:
     def debug(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    info = warning = error = debug
+    # Separate methods, not aliases of ``debug``: compiled (mypyc) class bodies take no
+    # multiple assignment.
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def warning(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def error(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 _QUIET: Any = _Quiet()
