@@ -42,6 +42,7 @@ MODULES = (
     "pronghorn.server.http",
     "pronghorn.server.http2",
     "pronghorn.server.protocol",
+    "pronghorn.server.state",
     "pronghorn.server.tasks",
     "pronghorn.server.websocket",
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from pronghorn.asgi.headers import app_headers
 from pronghorn.errors import AppProtocolError
@@ -46,15 +46,15 @@ class SendState(enum.Enum):
 # The members as module constants for the per-request code: on CPython 3.11 every
 # ``SendState.X`` is a lookup through EnumType.__getattr__'s slow attribute path (about
 # 900 instructions against some 60 for a global; 3.12 dropped that hook).
-SEND_START = SendState.START
-SEND_BODY = SendState.BODY
-SEND_FILE = SendState.FILE
-SEND_TRAILERS = SendState.TRAILERS
-SEND_DONE = SendState.DONE
+SEND_START: Final = SendState.START
+SEND_BODY: Final = SendState.BODY
+SEND_FILE: Final = SendState.FILE
+SEND_TRAILERS: Final = SendState.TRAILERS
+SEND_DONE: Final = SendState.DONE
 
 
 #: (state, message type) -> handler name. Anything not listed is an AppProtocolError.
-_TRANSITIONS: dict[tuple[SendState, str], str] = {
+_TRANSITIONS: Final[dict[tuple[SendState, str], str]] = {
     (SEND_START, "http.response.start"): "_on_start",
     (SEND_START, "http.response.early_hint"): "_on_early_hint",
     (SEND_START, "http.response.push"): "_on_push",
@@ -76,8 +76,8 @@ class DirectCore(Protocol):
     def send_body(self, stream_id: int, data: bytes, end: bool) -> None: ...
 
 
-_DISCONNECT: Message = {"type": "http.disconnect"}
-_INTERNAL_ERROR_BODY = b"Internal Server Error"
+_DISCONNECT: Final[Message] = {"type": "http.disconnect"}
+_INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
 
 
 class HTTPCycle:

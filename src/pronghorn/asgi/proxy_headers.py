@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Final
 
 from pronghorn.errors import ConfigError
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: X-Forwarded-Proto values understood, and the scope scheme each means.
-_SCHEMES = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
+_SCHEMES: Final = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
 
 #: Hosts whose verdict is remembered. Parsing an address with ``ipaddress`` is some 40k
 #: instructions, and behind a proxy every request asks about the same few hosts; a larger
 #: population than this starts the memo over.
-VERDICTS_REMEMBERED = 4096
+VERDICTS_REMEMBERED: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,17 +7,20 @@ HTTP/2 can never disagree on ``spec_version``, ``root_path`` or path decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 from pronghorn.protocols.events import RequestReceived
 
-ASGI_SPEC_VERSION = "2.5"
+ASGI_SPEC_VERSION: Final = "2.5"
 #: As ints: see protocols/events.py on ``bytes in bytes``.
-_PERCENT, _HASH = b"%#"
+_PERCENT: Final = b"%"[0]
+_HASH: Final = b"#"[0]
 
 Address = tuple[str, int]
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+}
 Scope = dict[str, Any]
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from pronghorn.asgi.headers import app_headers
 from pronghorn.errors import AppProtocolError, ClientDisconnected
@@ -48,17 +48,17 @@ class State(enum.Enum):
 # The members as module constants for the per-request code: on CPython 3.11 every
 # ``State.X`` is a lookup through EnumType.__getattr__'s slow attribute path (about
 # 900 instructions against some 60 for a global; 3.12 dropped that hook).
-STATE_HANDSHAKE = State.HANDSHAKE
-STATE_OPEN = State.OPEN
-STATE_APP_CLOSED = State.APP_CLOSED
-STATE_RESPONDING = State.RESPONDING
-STATE_DENIED = State.DENIED
-STATE_CLOSED = State.CLOSED
+STATE_HANDSHAKE: Final = State.HANDSHAKE
+STATE_OPEN: Final = State.OPEN
+STATE_APP_CLOSED: Final = State.APP_CLOSED
+STATE_RESPONDING: Final = State.RESPONDING
+STATE_DENIED: Final = State.DENIED
+STATE_CLOSED: Final = State.CLOSED
 
 
 #: (state, app message type) -> handler name. A pair not listed is an AppProtocolError, except
 #: in CLOSED, where the peer being gone is reported as ClientDisconnected (spec 2.4).
-_TRANSITIONS: dict[tuple[State, str], str] = {
+_TRANSITIONS: Final[dict[tuple[State, str], str]] = {
     (STATE_HANDSHAKE, "websocket.accept"): "_on_accept",
     (STATE_HANDSHAKE, "websocket.close"): "_on_deny",
     (STATE_HANDSHAKE, "websocket.http.response.start"): "_on_response_start",
@@ -69,15 +69,15 @@ _TRANSITIONS: dict[tuple[State, str], str] = {
 
 #: Close codes an endpoint may send (RFC 6455 section 7.4): 1000-1003, 1007-1014 and the
 #: registered/private ranges 3000-4999. 1004-1006 and 1015 are reserved for local use.
-_SENDABLE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
-_MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, 2 of them the code
+_SENDABLE_CODES: Final = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
+_MAX_REASON_BYTES: Final = 123  # a close frame's payload is at most 125 bytes, 2 of them the code
 
-_CONNECT: Message = {"type": "websocket.connect"}
-_DENY_BODY = b"Forbidden: the application refused the WebSocket connection\n"
+_CONNECT: Final[Message] = {"type": "websocket.connect"}
+_DENY_BODY: Final = b"Forbidden: the application refused the WebSocket connection\n"
 
 
 #: RFC 9110 5.6.2 token characters besides letters and digits (subprotocols are tokens).
-_TOKEN_EXTRA = frozenset("!#$%&'*+-.^_`|~")
+_TOKEN_EXTRA: Final = frozenset("!#$%&'*+-.^_`|~")
 
 
 def _is_token(value: str) -> bool:

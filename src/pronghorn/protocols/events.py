@@ -9,7 +9,7 @@ hot path a request costs two of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 Headers = list[tuple[bytes, bytes]]
 #: A response header list as the app sent it: asgi/http.py hands a list to the core unchecked,
@@ -21,7 +21,11 @@ AppHeaders = list[Any]
 #: Byte values, not one-byte strings, for membership tests: ``int in bytes`` is a memchr,
 #: while ``bytes in bytes`` first tries its argument as an int, raising and clearing a
 #: TypeError on the way (300-480 ns per test on CPython 3.11-3.13, against 20-35).
-CR, LF, NUL, COLON, SPACE = b"\r\n\x00: "
+CR: Final = b"\r"[0]
+LF: Final = b"\n"[0]
+NUL: Final = b"\x00"[0]
+COLON: Final = b":"[0]
+SPACE: Final = b" "[0]
 
 
 def has_bad_byte(value: bytes) -> bool:
@@ -29,8 +33,13 @@ def has_bad_byte(value: bytes) -> bool:
     return CR in value or LF in value or NUL in value
 
 
+# The events made for every request or body chunk write their ``__init__`` out: compiled by
+# mypyc, a dataclass keeps the generated one, which runs interpreted (a Python frame and a
+# descriptor call per field, per event).
+
+
 # --------------------------------------------------------------------------- inbound
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RequestReceived:
     """A complete request head. ``target`` is the raw request-target as sent."""
 
@@ -52,17 +61,51 @@ class RequestReceived:
     #: The HTTP/2 ``:scheme`` (None on HTTP/1.1).
     scheme: str | None = None
 
+    def __init__(
+        self,
+        stream_id: int,
+        method: bytes,
+        target: bytes,
+        http_version: str,
+        headers: Headers,
+        keep_alive: bool = True,
+        has_body: bool = False,
+        expect_continue: bool = False,
+        upgrade: bytes | None = None,
+        authority: bytes | None = None,
+        scheme: str | None = None,
+    ) -> None:
+        self.stream_id = stream_id
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.has_body = has_body
+        self.expect_continue = expect_continue
+        self.upgrade = upgrade
+        self.authority = authority
+        self.scheme = scheme
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class BodyReceived:
     stream_id: int
     data: bytes
 
+    def __init__(self, stream_id: int, data: bytes) -> None:
+        self.stream_id = stream_id
+        self.data = data
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class RequestEnded:
     stream_id: int
     trailers: Headers | None = None
+
+    def __init__(self, stream_id: int, trailers: Headers | None = None) -> None:
+        self.stream_id = stream_id
+        self.trailers = trailers
 
 
 @dataclass(slots=True)
@@ -118,13 +161,21 @@ InboundEvent = (
 
 
 # --------------------------------------------------------------------------- outbound
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Response:
     stream_id: int
     status: int
     headers: AppHeaders
     #: The app announced ``trailers: True``; HTTP/1.1 must then chunk the body.
     trailers_expected: bool = False
+
+    def __init__(
+        self, stream_id: int, status: int, headers: AppHeaders, trailers_expected: bool = False
+    ) -> None:
+        self.stream_id = stream_id
+        self.status = status
+        self.headers = headers
+        self.trailers_expected = trailers_expected
 
 
 @dataclass(slots=True)
@@ -134,11 +185,16 @@ class InformationalResponse:
     headers: Headers = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Body:
     stream_id: int
     data: bytes
     end: bool = False
+
+    def __init__(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        self.stream_id = stream_id
+        self.data = data
+        self.end = end
 
 
 @dataclass(slots=True)

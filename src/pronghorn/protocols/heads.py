@@ -7,14 +7,14 @@ distinct list once (``http1._HeadInfo``, ``http2_send._AppHead``) and looks it u
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from pronghorn.protocols.events import AppHeaders
 
 __all__ = ["HEAD_CACHE_SIZE", "HeadKey", "remember"]
 
 #: Distinct app header lists remembered per cache.
-HEAD_CACHE_SIZE = 256
+HEAD_CACHE_SIZE: Final = 256
 
 HeadKey = tuple[tuple[bytes, bytes], ...]
 T = TypeVar("T")

@@ -20,6 +20,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Final
 
 import httptools
 
@@ -56,10 +57,10 @@ __all__ = [
     "HTTP1Limits",
 ]
 
-STREAM_ID = 1
+STREAM_ID: Final = 1
 #: Request body an app left unread that is still read and dropped to keep the connection
 #: (Go's net/http draws the same line); past it the connection closes after the answer.
-DISCARD_LIMIT = 256 * 1024
+DISCARD_LIMIT: Final = 256 * 1024
 
 
 def _status_line(status: int) -> bytes:
@@ -70,21 +71,26 @@ def _status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("ascii"))
 
 
-STATUS_LINES: dict[int, bytes] = {status.value: _status_line(status.value) for status in HTTPStatus}
+STATUS_LINES: Final[dict[int, bytes]] = {
+    status.value: _status_line(status.value) for status in HTTPStatus
+}
 
 #: Response headers the core must see: framing ones, and defaults an app header replaces.
-_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _DEFAULT = 1, 2, 3, 4
-_FRAMING = {
+_CONTENT_LENGTH: Final = 1
+_TRANSFER_ENCODING: Final = 2
+_CONNECTION: Final = 3
+_DEFAULT: Final = 4
+_FRAMING: Final = {
     b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"connection": _CONNECTION,
 }
 #: Request headers the core interprets; every other one passes through untouched.
-_REQUEST_FIELDS = frozenset(
+_REQUEST_FIELDS: Final = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"connection")
 )
 #: A response header block as RFC 9110 allows it: token names, values without CR, LF or NUL.
-_VALID_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\x00]*\r\n)*")
+_VALID_BLOCK: Final = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\x00]*\r\n)*")
 
 
 def _backlog_cost(event: InboundEvent) -> int:
@@ -204,10 +210,10 @@ class _Send(enum.Enum):
 # The members as module constants for the per-request code: on CPython 3.11 every
 # ``_Send.X`` is a lookup through EnumType.__getattr__'s slow attribute path (about
 # 900 instructions against some 60 for a global; 3.12 dropped that hook).
-_SEND_IDLE = _Send.IDLE
-_SEND_HEAD_HELD = _Send.HEAD_HELD
-_SEND_BODY = _Send.BODY
-_SEND_CLOSED = _Send.CLOSED
+_SEND_IDLE: Final = _Send.IDLE
+_SEND_HEAD_HELD: Final = _Send.HEAD_HELD
+_SEND_BODY: Final = _Send.BODY
+_SEND_CLOSED: Final = _Send.CLOSED
 
 
 class _Violation(Exception):
@@ -996,5 +1002,5 @@ class _ParserPool:
 
 
 #: At most this many parsers wait in the pool (about 900 bytes each), however large a burst.
-IDLE_PARSERS_MAX = 4096
-PARSER_POOL = _ParserPool()
+IDLE_PARSERS_MAX: Final = 4096
+PARSER_POOL: Final = _ParserPool()

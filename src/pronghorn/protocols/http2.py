@@ -20,7 +20,7 @@ limits, then ``ProtocolViolation`` is emitted and ``should_close`` set.
 from __future__ import annotations
 
 import contextlib
-from typing import assert_never
+from typing import Final, assert_never
 
 import h2.config
 import h2.connection
@@ -68,9 +68,9 @@ from pronghorn.protocols.http2_stream import (
 
 __all__ = ["HTTP2Connection", "HTTP2Limits"]
 
-_PEER_ERRORS = (h2.exceptions.ProtocolError, HyperframeError, HPACKError)
+_PEER_ERRORS: Final = (h2.exceptions.ProtocolError, HyperframeError, HPACKError)
 #: Fields of an h2c upgrade request that belonged to the HTTP/1.1 hop only.
-_UPGRADE_ONLY = frozenset((b"connection", b"upgrade", b"http2-settings", b"host"))
+_UPGRADE_ONLY: Final = frozenset((b"connection", b"upgrade", b"http2-settings", b"host"))
 
 
 def _h2_config() -> h2.config.H2Configuration:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Final
 
 from pronghorn.protocols.events import Headers
 from pronghorn.protocols.http2_stream import CONNECTION_SPECIFIC
@@ -45,7 +46,7 @@ _bad_octet = re.compile(rb"[\0\r\n]").search
 
 # Names that pass ``_valid_name``, looked up instead of matched because nearly every request
 # carries several of them.
-_COMMON_NAMES = frozenset(
+_COMMON_NAMES: Final = frozenset(
     (
         b"accept",
         b"accept-encoding",
@@ -75,15 +76,15 @@ _COMMON_NAMES = frozenset(
     )
 )
 
-_PSEUDO_NAMES = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
+_PSEUDO_NAMES: Final = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
 
 # Regular names that need more than appending; everything else takes the fast path.
-_CONNECTION_SPECIFIC = 1
-_TE = 2
-_COOKIE = 3
-_HOST = 4
-_EXPECT = 5
-_SPECIAL_NAMES = {
+_CONNECTION_SPECIFIC: Final = 1
+_TE: Final = 2
+_COOKIE: Final = 3
+_HOST: Final = 4
+_EXPECT: Final = 5
+_SPECIAL_NAMES: Final = {
     **dict.fromkeys(CONNECTION_SPECIFIC, _CONNECTION_SPECIFIC),
     b"te": _TE,
     b"cookie": _COOKIE,

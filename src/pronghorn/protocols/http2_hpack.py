@@ -12,14 +12,14 @@ wire format and the table are exactly what hpack alone would produce.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from hpack import Decoder, Encoder
 
 #: Remembered results per coder; one connection rarely sees more distinct heads than this.
-MAX_REMEMBERED = 32
+MAX_REMEMBERED: Final = 32
 #: Longer blocks are not remembered: they are rarely repeated and would hold memory.
-MAX_BLOCK = 1024
+MAX_BLOCK: Final = 1024
 
 
 class _Memo:

@@ -19,17 +19,18 @@ the core sets from ``max_header_list_size``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 #: The client connection preface (RFC 9113 §3.4); the scanner skips it.
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-_DATA = 0x0
-_HEADERS = 0x1
-_PUSH_PROMISE = 0x5
-_CONTINUATION = 0x9
-_END_STREAM = 0x1
-_END_HEADERS = 0x4
-_FRAME_HEADER = 9
+_DATA: Final = 0x0
+_HEADERS: Final = 0x1
+_PUSH_PROMISE: Final = 0x5
+_CONTINUATION: Final = 0x9
+_END_STREAM: Final = 0x1
+_END_HEADERS: Final = 0x4
+_FRAME_HEADER: Final = 9
 
 
 @dataclass(frozen=True, slots=True)

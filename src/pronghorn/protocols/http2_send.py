@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Final
 
 import h2.connection
 import h2.exceptions
@@ -62,7 +63,7 @@ class _AppHead:
                     raise ValueError(f"Invalid content-length {value!r}") from None
 
 
-_APP_HEADS: dict[HeadKey, _AppHead] = {}
+_APP_HEADS: Final[dict[HeadKey, _AppHead]] = {}
 
 
 class H2Sender:

@@ -7,17 +7,18 @@ module exists so that the connection logic and the per-stream record stay small 
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 from pronghorn.errors import LocalProtocolError
 from pronghorn.protocols.events import COLON, AppHeaders, Headers, Response, has_bad_byte
 
 #: Response headers that mean something only to a single HTTP/1.1 hop; RFC 9113 §8.2.2 forbids
 #: them in HTTP/2, so they are dropped from what an app sends.
-CONNECTION_SPECIFIC = frozenset(
+CONNECTION_SPECIFIC: Final = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 
-STATUS_CODES: dict[int, bytes] = {code: str(code).encode() for code in range(100, 600)}
+STATUS_CODES: Final[dict[int, bytes]] = {code: str(code).encode() for code in range(100, 600)}
 
 
 class Send(enum.Enum):
@@ -30,10 +31,10 @@ class Send(enum.Enum):
 # The members as module constants for the per-request code: on CPython 3.11 every
 # ``Send.X`` is a lookup through EnumType.__getattr__'s slow attribute path (about
 # 900 instructions against some 60 for a global; 3.12 dropped that hook).
-STREAM_IDLE = Send.IDLE
-STREAM_HEAD_HELD = Send.HEAD_HELD
-STREAM_BODY = Send.BODY
-STREAM_ENDED = Send.ENDED
+STREAM_IDLE: Final = Send.IDLE
+STREAM_HEAD_HELD: Final = Send.HEAD_HELD
+STREAM_BODY: Final = Send.BODY
+STREAM_ENDED: Final = Send.ENDED
 
 
 class H2Stream:

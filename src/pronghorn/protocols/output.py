@@ -7,8 +7,10 @@ body is never copied in Python just to be joined to its few header bytes.
 
 from __future__ import annotations
 
+from typing import Final
+
 #: Output at least this large is handed out as its parts, not joined into one copy.
-COPY_LIMIT = 4096
+COPY_LIMIT: Final = 4096
 
 
 def joined_unless_large(out: list[bytes]) -> bytes | list[bytes]:

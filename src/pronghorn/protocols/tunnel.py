@@ -11,6 +11,8 @@ set ``should_close``; nothing else.
 
 from __future__ import annotations
 
+from typing import Final
+
 from pronghorn.errors import LocalProtocolError
 from pronghorn.protocols.events import (
     Body,
@@ -22,7 +24,7 @@ from pronghorn.protocols.events import (
 )
 from pronghorn.protocols.output import joined, joined_unless_large
 
-STREAM_ID = 1
+STREAM_ID: Final = 1
 
 
 class TunnelConnection:

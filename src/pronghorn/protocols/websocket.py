@@ -26,7 +26,7 @@ import codecs
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
@@ -47,16 +47,16 @@ from pronghorn.protocols.events import (
 )
 from pronghorn.protocols.output import joined, joined_unless_large
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #: Our LZ77 window and zlib memory level when compressing. A 15-bit window at memLevel 8 costs
 #: about 320 KiB of zlib state per connection; 12 bits at memLevel 5 about 30 KiB, for a small
 #: loss of ratio on typical JSON messages. Many idle connections matter more here.
-SERVER_WINDOW_BITS = 12
-COMPRESS_MEMORY_LEVEL = 5
+SERVER_WINDOW_BITS: Final = 12
+COMPRESS_MEMORY_LEVEL: Final = 5
 
 #: Response headers that the handshake owns; an app may not set them in websocket.accept.
-RESERVED_ACCEPT_HEADERS = frozenset(
+RESERVED_ACCEPT_HEADERS: Final = frozenset(
     (
         b"sec-websocket-protocol",
         b"sec-websocket-accept",
@@ -320,13 +320,16 @@ class _Quiet:
         pass
 
 
-_QUIET: Any = _Quiet()
+_QUIET: Final[Any] = _Quiet()
 
 
 # Opcodes as module constants: on CPython 3.11 every ``Opcode.X`` is a lookup through
 # EnumType.__getattr__'s slow attribute path (see asgi/http.py).
-_OP_TEXT, _OP_BINARY, _OP_CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
-_OP_PONG, _OP_CLOSE = Opcode.PONG, Opcode.CLOSE
+_OP_TEXT: Final = Opcode.TEXT
+_OP_BINARY: Final = Opcode.BINARY
+_OP_CONT: Final = Opcode.CONT
+_OP_PONG: Final = Opcode.PONG
+_OP_CLOSE: Final = Opcode.CLOSE
 
 
 class _ServerProtocol(Protocol):
@@ -347,7 +350,7 @@ class _ServerProtocol(Protocol):
 WebSocketEvent = bytes | str | WebSocketCloseReceived | ProtocolViolation
 
 #: Close codes the frame layer reports for failures it detected itself.
-_VIOLATION_CODES = frozenset((1002, 1007, 1009, 1011))
+_VIOLATION_CODES: Final = frozenset((1002, 1007, 1009, 1011))
 
 
 def _frame_bounds(data: bytes, position: int) -> tuple[int, int] | None:
@@ -377,13 +380,13 @@ def _frame_bounds(data: bytes, position: int) -> tuple[int, int] | None:
 
 
 #: Frames at least this large, spread over reads, are collected on the direct path.
-PARTIAL_MIN = 65536
+PARTIAL_MIN: Final = 65536
 #: Payloads at least this large are unmasked through a memoryview rather than copied out.
-UNMASK_VIEW_MIN = 4096
+UNMASK_VIEW_MIN: Final = 4096
 
-_HEAD_SHORT = struct.Struct("!BB").pack
-_HEAD_16 = struct.Struct("!BBH").pack
-_HEAD_64 = struct.Struct("!BBQ").pack
+_HEAD_SHORT: Final = struct.Struct("!BB").pack
+_HEAD_16: Final = struct.Struct("!BBH").pack
+_HEAD_64: Final = struct.Struct("!BBQ").pack
 
 
 class WebSocketCodec:

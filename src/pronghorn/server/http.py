@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from pronghorn.asgi.http import SEND_DONE, AppMessage, HTTPCycle, Message
 from pronghorn.asgi.scope import ConnectionInfo, http_scope
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pronghorn.error")
 
 #: Unflushed response bytes past which send() writes at once instead of at the loop's turn.
-FLUSH_THRESHOLD = 65536
-FILE_CHUNK = 262144
+FLUSH_THRESHOLD: Final = 65536
+FILE_CHUNK: Final = 262144
 
 
 class HTTPExchange:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pronghorn.config import Config
 from pronghorn.errors import ClientDisconnected, LocalProtocolError
@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pronghorn.error")
 
 #: RST_STREAM code for a stream whose window never opened (RFC 9113 §7: CANCEL).
-_CANCEL = 0x8
+_CANCEL: Final = 0x8
 
-_LIMITS: dict[int, tuple[Config, HTTP2Limits]] = {}
+_LIMITS: Final[dict[int, tuple[Config, HTTP2Limits]]] = {}
 
 
 def http2_limits(config: Config) -> HTTP2Limits:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from pronghorn.asgi.proxy_headers import apply_proxy_headers, peer_is_trusted
 from pronghorn.asgi.scope import ConnectionInfo
@@ -38,20 +38,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pronghorn.error")
 
 #: Request body bytes buffered for the app before reading from the socket pauses.
-BODY_HIGH_WATER = 65536
+BODY_HIGH_WATER: Final = 65536
 #: The extensions every HTTP scope announces; shared by every connection (the scope copies
 #: the outer dict, and a connection that adds one, HTTP/2 push, copies it first).
-HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
+HTTP_EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
     "http.response.trailers": {},
     "http.response.early_hint": {},
     "http.response.pathsend": {},
 }
 #: Pipelined responses that may wait for the next one before a write (see response_complete).
-MAX_DEFERRED_RESPONSES = 16
+MAX_DEFERRED_RESPONSES: Final = 16
 
-_NO_TIMER, _KEEP_ALIVE, _HEADER, _BODY, _SHUTDOWN, _LINGER = 0, 1, 2, 3, 4, 5
+_NO_TIMER: Final = 0
+_KEEP_ALIVE: Final = 1
+_HEADER: Final = 2
+_BODY: Final = 3
+_SHUTDOWN: Final = 4
+_LINGER: Final = 5
 #: How long a closed connection keeps draining the peer's input (see _close_lingering).
-LINGER_SECONDS = 2.0
+LINGER_SECONDS: Final = 2.0
 
 
 class Core(Protocol):

@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pronghorn import __version__
 from pronghorn.asgi.proxy_headers import TrustedProxies
@@ -159,4 +159,4 @@ class ServerState:
         }
 
 
-SERVER_VERSION = __version__
+SERVER_VERSION: Final = __version__

@@ -32,12 +32,12 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Final
 
-_BATCH = "_pronghorn_turn_batch"
+_BATCH: Final = "_pronghorn_turn_batch"
 #: 3.12+ can start a task eagerly from inside another task (3.11 cannot: one task's step may
 #: not run inside another's).
-EAGER_IN_TASK = sys.version_info >= (3, 12)
+EAGER_IN_TASK: Final = sys.version_info >= (3, 12)
 _current_task = asyncio.current_task
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from pronghorn.asgi.scope import ConnectionInfo, websocket_scope
 from pronghorn.asgi.websocket import STATE_CLOSED, AppMessage, Message, WebSocketCycle
@@ -56,9 +56,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pronghorn.error")
 
 #: Outgoing frame bytes past which send() writes at once instead of at the loop's turn.
-FLUSH_THRESHOLD = 65536
+FLUSH_THRESHOLD: Final = 65536
 #: ``update_reading`` pauses past the body high-water mark; these stand for "queue full/empty".
-_PAUSE, _RESUME = 1 << 62, 0
+_PAUSE: Final = 1 << 62
+_RESUME: Final = 0
 
 
 def start_websocket(
