@@ -8,7 +8,9 @@ only, by its id: never a name match.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +44,8 @@ class ServerSpec:
     #: Distributions whose versions the report records.
     packages: tuple[str, ...]
     command: Callable[[Launch, int], list[str] | None]
+    #: A directory to import from first (the pure-Python build of pronghorn).
+    import_first: Callable[[], Path] | None = None
 
 
 def _pronghorn(launch: Launch, port: int) -> list[str]:
@@ -52,6 +56,20 @@ def _pronghorn(launch: Launch, port: int) -> list[str]:
     if launch.access_log:
         return [*command, "--log-level", "info"]
     return [*command, "--no-access-log", "--log-level", "warning"]
+
+
+@functools.cache
+def pure_python_build() -> Path:
+    """The installed pronghorn's Python sources alone, copied once per run: run from there it
+    is the pure build (no compiled module shadows a ``.py``), measured beside the compiled
+    one to show what the compile buys."""
+    import pronghorn
+
+    target = ROOT / "benchmarks" / "results" / "pure-python"
+    shutil.rmtree(target, ignore_errors=True)
+    source = Path(pronghorn.__file__).parent
+    shutil.copytree(source, target / "pronghorn", ignore=shutil.ignore_patterns("*.so", "*.pyd"))
+    return target
 
 
 def _uvicorn(http: str) -> Callable[[Launch, int], list[str]]:
@@ -95,6 +113,13 @@ SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
         ServerSpec("pronghorn", "pronghorn", ("pronghorn", "httptools", "uvloop"), _pronghorn),
+        ServerSpec(
+            "pronghorn-pure",
+            "pronghorn (pure-Python build)",
+            ("pronghorn",),
+            _pronghorn,
+            import_first=pure_python_build,
+        ),
         ServerSpec(
             "uvicorn",
             "uvicorn (httptools+uvloop)",
@@ -140,7 +165,8 @@ class RunningServer:
         self.command = command
         self.log_path = log_dir / f"{spec.name}{tag}.log"
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        first = str(spec.import_first()) if spec.import_first is not None else None
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [first, str(ROOT), env.get("PYTHONPATH")]))
         env.pop("WEB_CONCURRENCY", None)
         self._log = self.log_path.open("wb")
         self.started_at = time.perf_counter()

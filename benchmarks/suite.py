@@ -23,6 +23,7 @@ from benchmarks.workloads import Workload
 #: The module each server needs, to report "not installed" before trying.
 _MODULES = {
     "pronghorn": "pronghorn.server",
+    "pronghorn-pure": "pronghorn.server",
     "uvicorn": "uvicorn",
     "uvicorn-h11": "h11",
     "hypercorn": "hypercorn",

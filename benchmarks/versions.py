@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from benchmarks.servers import ROOT
+from pronghorn.compiled import hot_path_compiled
 
 PACKAGES = (
     "pronghorn",
@@ -85,6 +86,9 @@ def environment(
         "commit": _commit(),
         "load average (1 min)": load,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "pronghorn build": "compiled hot path (mypyc)"
+        if hot_path_compiled()
+        else "pure Python (no compiled modules found)",
         "kernel": platform.release(),
         "cpu": f"{_cpu_model()} ({os.cpu_count()} cores)",
         "pinning": pinning,

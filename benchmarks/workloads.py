@@ -150,7 +150,7 @@ WORKLOADS: tuple[Workload, ...] = (
         Launch("benchmarks.apps.hello:app", None, access_log=True),
         _hello_checks,
         "hello with the access log written (to a file, log level info), against uvicorn's.",
-        servers=("pronghorn", "uvicorn"),
+        servers=("pronghorn", "pronghorn-pure", "uvicorn"),
     ),
     Workload(
         "memory",
@@ -202,7 +202,7 @@ def _optional() -> tuple[Workload, ...]:
             getattr(module, "check", lambda port: None),
             "Cleartext HTTP/2 (prior knowledge) hello via h2load; from benchmarks/h2_hello.py.",
             # uvicorn and daphne speak no cleartext HTTP/2; rawref answers HTTP/1.1 only.
-            servers=("pronghorn", "hypercorn", "granian"),
+            servers=("pronghorn", "pronghorn-pure", "hypercorn", "granian"),
             external=measure,
         ),
     )
