@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pronghorn.server.state import FlushScheduler
-from pronghorn.server.tasks import EAGER_IN_TASK, start_task, turn_batch
+from pronghorn.server.tasks import EAGER_IN_TASK, TASK_NAME, start_task, turn_batch
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -54,6 +54,23 @@ def test_the_first_step_runs_after_the_caller_returns(loop: asyncio.AbstractEven
     assert started.done()
     assert started.exception() is None
     assert seen == [started]  # it ran as the task itself
+
+
+def test_request_tasks_carry_one_name_on_either_path(loop: asyncio.AbstractEventLoop) -> None:
+    # Named by us: an unnamed C Task formats a "Task-N" name for each request.
+    async def app() -> None:
+        pass
+
+    deferred = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
+
+    async def predecessor() -> asyncio.Task[None]:
+        return start_task(loop, app(), contextvars.Context())  # eager on 3.12+
+
+    nested = loop.run_until_complete(predecessor())
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert deferred.get_name() == nested.get_name() == TASK_NAME
+    assert deferred.done()
+    assert nested.done()
 
 
 def test_a_suspending_handler_continues_in_its_task(loop: asyncio.AbstractEventLoop) -> None:

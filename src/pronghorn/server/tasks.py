@@ -39,6 +39,8 @@ _BATCH: Final = "_pronghorn_turn_batch"
 #: not run inside another's).
 EAGER_IN_TASK: Final = sys.version_info >= (3, 12)
 _current_task = asyncio.current_task
+#: What every request's task is called (``asyncio.all_tasks()`` in a debugger shows them).
+TASK_NAME: Final = "pronghorn request"
 
 
 def start_task(
@@ -55,7 +57,7 @@ def start_task(
     if EAGER_IN_TASK and _current_task(loop) is not None and loop.get_task_factory() is None:
         # A pipelined request started by its predecessor's task finishing: running its first
         # step now, inside that task, spares the pipeline a loop pass per request.
-        return asyncio.Task(coro, loop=loop, eager_start=True, context=context)  # type: ignore[call-arg,unused-ignore]
+        return asyncio.Task(coro, loop=loop, eager_start=True, context=context, name=TASK_NAME)  # type: ignore[call-arg,unused-ignore]
     attributes = getattr(loop, "__dict__", None)
     batch = attributes.get(_BATCH) if attributes is not None else None
     if batch is None:
@@ -66,6 +68,10 @@ def start_task(
         # how many run together, and the count starts again.
         loop.call_soon(batch.reset)
     batch.started = started + 1
+    if loop.get_task_factory() is None:
+        # The Task uvloop's create_task would make, named here: unnamed, the C Task formats a
+        # "Task-N" name for each (about 1.3k instructions per request on 3.11).
+        return asyncio.Task(coro, loop=loop, context=context, name=TASK_NAME)
     return loop.create_task(coro, context=context)
 
 
