@@ -69,7 +69,7 @@ def _called_name(node: ast.expr) -> str | None:
 
 def test_compiled_code_awaits_only_through_a_delegate_or_compiled_coroutines() -> None:
     # A compiled coroutine throws a cancellation into what it awaits in throw()'s deprecated
-    # three-argument form; server/awaits.Delegate passes it on in the one-argument form.
+    # three-argument form; server/awaits.delegate passes it on in the one-argument form.
     sources = _compiled_sources()
     compiled_coroutines = {
         node.name
@@ -82,7 +82,7 @@ def test_compiled_code_awaits_only_through_a_delegate_or_compiled_coroutines() -
         for module, tree in sources.items()
         for node in ast.walk(tree)
         if isinstance(node, ast.Await)
-        and _called_name(node.value) not in compiled_coroutines | {"Delegate"}
+        and _called_name(node.value) not in compiled_coroutines | {"delegate"}
     ]
     assert undelegated == []
     assert not any(

@@ -17,7 +17,7 @@ from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived
 from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
-from pronghorn.server.awaits import Delegate
+from pronghorn.server.awaits import delegate
 from pronghorn.server.http2 import acknowledge, wait_window
 from pronghorn.server.tasks import start_task
 
@@ -105,7 +105,7 @@ class HTTPExchange:
         scope = http_scope(self.request, self.conn, server.lifespan_state)
         failed = False
         try:
-            await Delegate(server.app(scope, self.receive, self.send))
+            await delegate(server.app(scope, self.receive, self.send))
         except ClientDisconnected:
             pass  # the client left while the app was sending; nothing to answer
         except asyncio.CancelledError:
@@ -174,7 +174,7 @@ class HTTPExchange:
             if not cycle.request_done:
                 self.protocol.wait_body()
             try:
-                await Delegate(waiter)
+                await delegate(waiter)
             finally:
                 self._waiter = None
             message = cycle.next_message()
@@ -213,7 +213,7 @@ class HTTPExchange:
                 # Give the loop a turn per flushed chunk. Over TLS a peer's reset does not
                 # pause writing (the TLS layer drops what its dead socket cannot take), so an
                 # app sending in a loop would never await and connection_lost could not run.
-                await Delegate(asyncio.sleep(0))
+                await delegate(asyncio.sleep(0))
                 if cycle.disconnected_flag or protocol.closed:
                     raise ClientDisconnected("the client disconnected")
         elif self.h2 is not None or message["type"] != "http.response.start":
@@ -231,13 +231,13 @@ class HTTPExchange:
         cycle = self.cycle
         protocol = self.protocol
         try:
-            handle = await Delegate(protocol.server.loop.run_in_executor(None, open, path, "rb"))
+            handle = await delegate(protocol.server.loop.run_in_executor(None, open, path, "rb"))
         except OSError as exc:
             raise AppProtocolError(f"http.response.pathsend cannot open {path!r}: {exc}") from exc
         try:
             loop = protocol.server.loop
             while True:
-                chunk = await Delegate(loop.run_in_executor(None, handle.read, FILE_CHUNK))
+                chunk = await delegate(loop.run_in_executor(None, handle.read, FILE_CHUNK))
                 if not chunk:
                     break
                 if protocol.closed or cycle.disconnected_flag:
@@ -250,7 +250,7 @@ class HTTPExchange:
                 if self.h2 is not None:
                     await wait_window(protocol, self.h2, self.stream_id)
         finally:
-            await Delegate(protocol.server.loop.run_in_executor(None, handle.close))
+            await delegate(protocol.server.loop.run_in_executor(None, handle.close))
         cycle.pathsend_done()
 
     def _response_done(self) -> None:

@@ -34,7 +34,7 @@ from pronghorn.protocols.negotiate import (
     from_first_bytes,
     h2c_settings,
 )
-from pronghorn.server.awaits import Delegate
+from pronghorn.server.awaits import delegate
 
 if TYPE_CHECKING:
     from pronghorn.server.protocol import ConnectionProtocol
@@ -259,7 +259,7 @@ async def wait_window(protocol: ConnectionProtocol, core: HTTP2Connection, strea
         waiter = protocol.writable_waiter()
         remaining = None if deadline is None else deadline - loop.time()
         try:
-            await Delegate(asyncio.wait_for(waiter, remaining))
+            await delegate(asyncio.wait_for(waiter, remaining))
         except TimeoutError:
             logger.debug("HTTP/2 stream %d: window closed too long; resetting", stream_id)
             core.send(ResetStream(stream_id, _CANCEL))

@@ -28,7 +28,7 @@ from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
 from pronghorn.protocols.output import joined
 from pronghorn.protocols.tunnel import TunnelConnection
-from pronghorn.server.awaits import Delegate
+from pronghorn.server.awaits import delegate
 from pronghorn.server.http import HTTPExchange
 from pronghorn.server.http2 import select_core, start_h2c
 
@@ -473,10 +473,10 @@ class ConnectionProtocol(asyncio.Protocol):
         deadline = loop.time() + timeout if timeout > 0 else None
         while self.write_paused and not self.closed:
             if deadline is None:
-                await Delegate(self.writable_waiter())
+                await delegate(self.writable_waiter())
                 continue
             try:
-                await Delegate(asyncio.wait_for(self.writable_waiter(), deadline - loop.time()))
+                await delegate(asyncio.wait_for(self.writable_waiter(), deadline - loop.time()))
             except TimeoutError:
                 logger.debug("%s took no response bytes for %.0f s", self.conn_info.client, timeout)
                 self.force_close()

@@ -46,7 +46,7 @@ from pronghorn.protocols.websocket import (
     accept_headers,
     negotiate,
 )
-from pronghorn.server.awaits import Delegate
+from pronghorn.server.awaits import delegate
 from pronghorn.server.http2 import wait_window
 from pronghorn.server.tasks import start_task
 
@@ -169,7 +169,7 @@ class WebSocketExchange:
         )
         failed = False
         try:
-            await Delegate(server.app(scope, self.receive, self.send))
+            await delegate(server.app(scope, self.receive, self.send))
         except ClientDisconnected:
             pass  # the peer left while the app was sending; nothing to answer
         except asyncio.CancelledError:
@@ -320,7 +320,7 @@ class WebSocketExchange:
         while message is None:
             self._waiter = waiter = self.protocol.server.loop.create_future()
             try:
-                await Delegate(waiter)
+                await delegate(waiter)
             finally:
                 self._waiter = None
             message = cycle.next_message()
