@@ -124,6 +124,50 @@ class TestRequestLine:
         assert isinstance(events[0], RequestReceived)
         assert events[0].keep_alive is False
 
+    @pytest.mark.parametrize(
+        ("head", "version"),
+        [
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "1.1"),
+            (b"GET / HTTP/1.0\r\n\r\n", "1.0"),
+            (b"\r\nGET / HTTP/1.0\r\n\r\n", "1.0"),  # an empty line first: the parser's answer
+            (b"GET /x%20HTTP/1.0 HTTP/1.1\r\nHost: x\r\n\r\n", "1.1"),
+        ],
+    )
+    def test_the_request_gets_its_version(self, head: bytes, version: str) -> None:
+        _, request = served(conn(), head)
+        assert request.http_version == version
+
+    @pytest.mark.parametrize(
+        ("first", "second"),
+        [
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"),
+            (
+                b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            ),
+        ],
+    )
+    def test_each_request_keeps_its_own_version(self, first: bytes, second: bytes) -> None:
+        versions = [line.split(b"\r\n")[0][-3:].decode() for line in (first, second)]
+        # Pipelined in one read: the second's version is the parser's.
+        c = conn()
+        _, request = served(c, first + second)
+        respond(c)
+        later = c.next_events()[0]
+        assert isinstance(later, RequestReceived)
+        assert [request.http_version, later.http_version] == versions
+        # One read each, the connection at rest between them.
+        c = conn()
+        _, request = served(c, first)
+        respond(c)
+        c.rest()
+        _, later = served(c, second)
+        assert [request.http_version, later.http_version] == versions
+
+    def test_a_version_the_line_names_is_still_checked(self) -> None:
+        assert violation(feed(conn(), b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")).status == 505
+        assert violation(feed(conn(), b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")).status == 505
+
     def test_absolute_form_target_passes(self) -> None:
         events = feed(conn(), b"GET http://x/y?z HTTP/1.1\r\nHost: x\r\n\r\n")
         assert isinstance(events[0], RequestReceived)
