@@ -17,7 +17,6 @@ from pronghorn.protocols.events import (
     BodyReceived,
     InboundEvent,
     InputEnded,
-    OutboundEvent,
     ProtocolViolation,
     RequestEnded,
     RequestReceived,
@@ -30,7 +29,7 @@ from pronghorn.protocols.output import joined
 from pronghorn.protocols.tunnel import TunnelConnection
 from pronghorn.server.awaits import delegate
 from pronghorn.server.http import HTTPExchange
-from pronghorn.server.http2 import select_core, start_h2c
+from pronghorn.server.http2 import PrefaceSniffer, select_core, start_h2c
 
 if TYPE_CHECKING:
     from pronghorn.server.state import ServerState
@@ -59,23 +58,12 @@ _LINGER: Final = 5
 LINGER_SECONDS: Final = 2.0
 
 
-class Core(Protocol):
-    """The sans-IO contract every protocol core fulfils (see DESIGN.md)."""
-
-    should_close: bool
-
-    @property
-    def wants_read(self) -> bool: ...
-
-    def receive_data(self, data: bytes) -> None: ...
-
-    def receive_eof(self) -> None: ...
-
-    def next_events(self) -> list[InboundEvent]: ...
-
-    def send(self, event: OutboundEvent) -> None: ...
-
-    def data_to_send(self) -> bytes: ...
+#: The cores a connection may hold, each fulfilling the sans-IO contract (docs/design.md,
+#: "The protocol-core contract"): ``should_close``, ``wants_read``, ``receive_data``,
+#: ``receive_eof``, ``next_events``, ``send``, ``data_to_send``. A union of the classes
+#: rather than a typing.Protocol: compiled, a call on a union of compiled classes dispatches
+#: by type to the method itself, where a Protocol's is a generic Python method call.
+Core = HTTP1Connection | HTTP2Connection | TunnelConnection | PrefaceSniffer
 
 
 class StreamRunner(Protocol):
@@ -177,7 +165,9 @@ class ConnectionProtocol(asyncio.Protocol):
             select_core(self, ssl_object)  # ALPN h2, or sniff for the prior-knowledge preface
         self._set_timer(_HEADER, config.timeout_request_header)
         if server.draining:
-            self.core.start_shutdown()  # type: ignore[attr-defined]
+            core = self.core
+            if not isinstance(core, TunnelConnection):  # (no connection starts as a tunnel)
+                core.start_shutdown()
             self.flush()
 
     def data_received(self, data: bytes) -> None:
