@@ -14,10 +14,12 @@ from pronghorn.protocols.events import (
     InformationalResponse,
     OutboundEvent,
     PushPromise,
+    RequestReceived,
     ResetStream,
     Response,
     Trailers,
 )
+from pronghorn.protocols.http1 import HTTP1Connection
 
 MESSAGES: dict[str, dict[str, Any]] = {
     "http.response.start": {"type": "http.response.start", "status": 200},
@@ -233,38 +235,36 @@ class TestReceive:
 
 
 class TestDirectCore:
-    """A core taking heads and bodies by direct calls (HTTP/1.1) instead of events."""
+    """The HTTP/1.1 core takes heads and bodies by direct calls instead of events."""
 
-    class Recorder:
-        def __init__(self) -> None:
-            self.calls: list[tuple[Any, ...]] = []
-
-        def send_response(self, stream_id: int, status: int, headers: Any, trailers: bool) -> None:
-            self.calls.append(("response", stream_id, status, headers, trailers))
-
-        def send_body(self, stream_id: int, data: bytes, end: bool) -> None:
-            self.calls.append(("body", stream_id, data, end))
+    @staticmethod
+    def core() -> HTTP1Connection:
+        core = HTTP1Connection()
+        core.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        request = core.next_events()[0]
+        assert isinstance(request, RequestReceived)
+        core.start_request(request)
+        return core
 
     def test_response_and_body_go_to_the_direct_core(self) -> None:
-        direct = self.Recorder()
+        direct = self.core()
         cycle, events = make(direct=direct)
         cycle.send({"type": "http.response.start", "status": 201, "headers": [(b"a", b"b")]})
         cycle.send({"type": "http.response.body", "body": b"x", "more_body": True})
         cycle.send({"type": "http.response.body", "body": bytearray(b"y")})  # the slow path
-        assert direct.calls == [
-            ("response", 1, 201, [(b"a", b"b")], False),
-            ("body", 1, b"x", False),
-            ("body", 1, b"y", True),
-        ]
+        out = direct.data_to_send()
+        assert out.startswith(b"HTTP/1.1 201 Created\r\n")
+        assert b"\r\na: b\r\n" in out
+        assert out.endswith(b"\r\n\r\n1\r\nx\r\n1\r\ny\r\n0\r\n\r\n")
         assert events == []
         assert cycle.send_state is SendState.DONE
 
     def test_other_events_still_go_to_emit(self) -> None:
-        direct = self.Recorder()
+        direct = self.core()
         cycle, events = make(direct=direct)
         cycle.app_finished(failed=True)
         assert [type(event) for event in events] == [Response, Body]
-        assert direct.calls == []
+        assert direct.data_to_send() == b""
 
 
 def test_a_cycle_refers_to_nothing_that_refers_back() -> None:

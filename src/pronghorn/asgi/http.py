@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pronghorn.asgi.headers import app_headers
 from pronghorn.errors import AppProtocolError
@@ -30,6 +30,7 @@ from pronghorn.protocols.events import (
     Response,
     Trailers,
 )
+from pronghorn.protocols.http1 import HTTP1Connection
 
 Message = dict[str, Any]
 AppMessage = Mapping[str, Any]
@@ -65,17 +66,6 @@ _TRANSITIONS: Final[dict[tuple[SendState, str], str]] = {
 }
 
 
-class DirectCore(Protocol):
-    """A core that takes the two messages of every response by direct calls, without an event
-    object each (HTTP/1.1 does)."""
-
-    def send_response(
-        self, stream_id: int, status: int, headers: AppHeaders, trailers: bool
-    ) -> None: ...
-
-    def send_body(self, stream_id: int, data: bytes, end: bool) -> None: ...
-
-
 _DISCONNECT: Final[Message] = {"type": "http.disconnect"}
 _INTERNAL_ERROR_BODY: Final = b"Internal Server Error"
 
@@ -109,7 +99,10 @@ class HTTPCycle:
         has_body: bool,
         expect_continue: bool = False,
         supports_push: bool = False,
-        direct: DirectCore | None = None,
+        # The HTTP/1.1 core, which takes the two messages of every response by direct calls
+        # (send_response, send_body) without an event object each. Typed as the class, not a
+        # Protocol: compiled, the calls are then direct too.
+        direct: HTTP1Connection | None = None,
     ) -> None:
         self.stream_id = stream_id
         self._emit = emit
