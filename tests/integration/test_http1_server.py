@@ -711,6 +711,28 @@ def test_graceful_shutdown_deadline_cancels_stuck_requests(serve: Serve) -> None
     assert seen == ["CancelledError"]
 
 
+def test_receive_and_send_are_coroutines_an_app_may_schedule_as_tasks(serve: Serve) -> None:
+    # Compiled, they are mypyc coroutines: still coroutine functions to inspect, and
+    # coroutines to create_task (frameworks run receive() in a task of their own).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        assert asyncio.iscoroutinefunction(receive)
+        assert asyncio.iscoroutinefunction(send)
+        loop = asyncio.get_running_loop()
+        message = await loop.create_task(receive())
+        body = message["body"]
+        start = {"type": "http.response.start", "status": 200, "headers": []}
+        await loop.create_task(send(start))
+        await asyncio.ensure_future(send({"type": "http.response.body", "body": body}))
+
+    server = serve(app)
+    with httpx.Client() as client:
+        response = client.post(server.url, content=b"scheduled")
+    assert response.status_code == 200
+    assert response.content == b"scheduled"
+
+
 def test_uvloop_and_asyncio_loops_both_serve(serve: Serve) -> None:
     for loop in ("asyncio", "uvloop"):
         server = serve(hello, loop=loop)
