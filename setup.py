@@ -63,7 +63,9 @@ def _compiled_extensions() -> list[object]:
         # One group: a stable name for the shared runtime library (pronghorn__mypyc), so no
         # build leaves a library under an old hash behind.
         return list(mypycify(paths, opt_level="3", group_name="pronghorn"))
-    except Exception as error:  # a type error or mypyc bug must not make the package uninstallable
+    # mypyc reports a type error by exiting: that, or a mypyc bug, must not make the package
+    # uninstallable.
+    except (Exception, SystemExit) as error:
         _say(f"mypyc could not compile the hot path ({error}): pure-Python modules only")
         _remove_stale_extensions()
         return []
