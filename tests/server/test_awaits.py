@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from pronghorn.server.awaits import THROW_TAKES_ONE_ARGUMENT, Delegate, delegate
+from pronghorn.compiled import is_compiled
+from pronghorn.server.awaits import COMPILED, THROW_TAKES_ONE_ARGUMENT, Delegate, delegate
 
 
 def run(coro: Any) -> Any:
@@ -23,15 +24,17 @@ def run(coro: Any) -> Any:
         loop.close()
 
 
-def test_delegate_wraps_only_where_the_three_argument_form_is_deprecated() -> None:
+def test_delegate_wraps_only_compiled_awaits_where_the_three_argument_form_is_deprecated() -> None:
     async def coro() -> None:
         pass
 
     awaitable = coro()
     wrapped = delegate(awaitable)
     assert THROW_TAKES_ONE_ARGUMENT is (sys.version_info >= (3, 12))
-    assert (type(wrapped) is Delegate) is THROW_TAKES_ONE_ARGUMENT
-    assert (wrapped is awaitable) is not THROW_TAKES_ONE_ARGUMENT
+    assert COMPILED is is_compiled("pronghorn.server.awaits")
+    wraps = THROW_TAKES_ONE_ARGUMENT and COMPILED
+    assert (type(wrapped) is Delegate) is wraps
+    assert (wrapped is awaitable) is not wraps
     run(wrapped)  # type: ignore[arg-type]
 
 

@@ -6,9 +6,10 @@ deprecates: the future or coroutine then raises a DeprecationWarning, which is a
 warnings are errors (a test suite's ``-W error``), in place of the CancelledError (mypyc issue
 1214). The interpreter itself forwards a thrown exception in the one-argument form, and so does
 a ``Delegate``: on 3.12+ compiled code awaits futures, the app and asyncio's coroutines through
-one, and behaves as the same code interpreted does. On 3.11 nothing is deprecated, and
-``delegate`` hands the awaitable back as it is (a Delegate costs about 2.5k instructions per
-request: itself, the coroutine's ``__await__`` wrapper, and a method call per step).
+one, and behaves as the same code interpreted does. On 3.11 nothing is deprecated, and the
+pure build's code is interpreted: there ``delegate`` hands the awaitable back as it is (a
+Delegate costs about 2.5k instructions per request: itself, the coroutine's ``__await__``
+wrapper, and a method call per step).
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from collections.abc import Awaitable, Coroutine, Generator
 from types import CoroutineType, TracebackType
 from typing import Any, Final, Generic, TypeVar, cast
 
-__all__ = ["THROW_TAKES_ONE_ARGUMENT", "Delegate", "delegate"]
+__all__ = ["COMPILED", "THROW_TAKES_ONE_ARGUMENT", "Delegate", "delegate"]
 
 T = TypeVar("T")
 
 #: CPython 3.12 deprecated throw()'s three-argument form.
 THROW_TAKES_ONE_ARGUMENT: Final = sys.version_info >= (3, 12)
+#: This module is compiled exactly when its callers are (the build compiles all or none).
+COMPILED: Final = not __file__.endswith(".py")
 
 
 def delegate(awaitable: Awaitable[T]) -> Awaitable[T]:
     """What compiled code awaits in place of ``awaitable``."""
-    if THROW_TAKES_ONE_ARGUMENT:
+    if THROW_TAKES_ONE_ARGUMENT and COMPILED:
         return Delegate(awaitable)
     return awaitable
 
