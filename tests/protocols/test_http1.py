@@ -125,17 +125,27 @@ class TestRequestLine:
         assert events[0].keep_alive is False
 
     @pytest.mark.parametrize(
-        ("head", "version"),
+        ("head", "version", "keep_alive"),
         [
-            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "1.1"),
-            (b"GET / HTTP/1.0\r\n\r\n", "1.0"),
-            (b"\r\nGET / HTTP/1.0\r\n\r\n", "1.0"),  # an empty line first: the parser's answer
-            (b"GET /x%20HTTP/1.0 HTTP/1.1\r\nHost: x\r\n\r\n", "1.1"),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "1.1", True),
+            (b"GET / HTTP/1.0\r\n\r\n", "1.0", False),
+            # an empty line first: the parser's answer
+            (b"\r\nGET / HTTP/1.0\r\n\r\n", "1.0", False),
+            (b"GET /x%20HTTP/1.0 HTTP/1.1\r\nHost: x\r\n\r\n", "1.1", True),
+            # Connection tokens change what keep-alive says; the version stays the line's.
+            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "1.1", False),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", "1.1", True),
+            (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", "1.0", True),
+            (b"GET / HTTP/1.0\r\nConnection: x, keep-alive\r\n\r\n", "1.0", True),
+            (b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n", "1.0", False),
         ],
     )
-    def test_the_request_gets_its_version(self, head: bytes, version: str) -> None:
+    def test_the_request_gets_its_version(
+        self, head: bytes, version: str, keep_alive: bool
+    ) -> None:
         _, request = served(conn(), head)
         assert request.http_version == version
+        assert request.keep_alive is keep_alive
 
     @pytest.mark.parametrize(
         ("first", "second"),
@@ -167,6 +177,10 @@ class TestRequestLine:
     def test_a_version_the_line_names_is_still_checked(self) -> None:
         assert violation(feed(conn(), b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")).status == 505
         assert violation(feed(conn(), b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")).status == 505
+        # A keep-alive token makes llhttp keep any version alive: still checked.
+        for version in (b"2.0", b"0.9"):
+            raw = b"GET / HTTP/" + version + b"\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+            assert violation(feed(conn(), raw)).status == 505
 
     def test_absolute_form_target_passes(self) -> None:
         events = feed(conn(), b"GET http://x/y?z HTTP/1.1\r\nHost: x\r\n\r\n")
