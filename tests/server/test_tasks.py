@@ -48,7 +48,7 @@ def test_the_first_step_runs_after_the_caller_returns(loop: asyncio.AbstractEven
         seen.append(asyncio.current_task())
 
     started, seen_at_return = in_callback(
-        loop, lambda: (start_task(loop, app(), contextvars.Context()), list(seen))
+        loop, lambda: (start_task(loop, app(), contextvars.Context(), turn_batch(loop)), list(seen))
     )
     assert seen_at_return == []
     assert started.done()
@@ -61,10 +61,12 @@ def test_request_tasks_carry_one_name_on_either_path(loop: asyncio.AbstractEvent
     async def app() -> None:
         pass
 
-    deferred = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
+    deferred = in_callback(
+        loop, lambda: start_task(loop, app(), contextvars.Context(), turn_batch(loop))
+    )
 
     async def predecessor() -> asyncio.Task[None]:
-        return start_task(loop, app(), contextvars.Context())  # eager on 3.12+
+        return start_task(loop, app(), contextvars.Context(), turn_batch(loop))  # eager on 3.12+
 
     nested = loop.run_until_complete(predecessor())
     loop.run_until_complete(asyncio.sleep(0.01))
@@ -83,7 +85,7 @@ def test_a_suspending_handler_continues_in_its_task(loop: asyncio.AbstractEventL
         steps.append(f"second {VAR.get()}")
 
     def body() -> tuple[asyncio.Task[None], list[str]]:
-        return start_task(loop, app(), contextvars.Context()), list(steps)
+        return start_task(loop, app(), contextvars.Context(), turn_batch(loop)), list(steps)
 
     task, at_return = in_callback(loop, body)
     assert at_return == []
@@ -96,7 +98,9 @@ def test_an_exception_in_the_first_step_is_the_tasks(loop: asyncio.AbstractEvent
     async def app() -> None:
         raise ValueError("boom")
 
-    task = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
+    task = in_callback(
+        loop, lambda: start_task(loop, app(), contextvars.Context(), turn_batch(loop))
+    )
     assert task.done()
     assert isinstance(task.exception(), ValueError)
 
@@ -112,7 +116,9 @@ def test_cancelling_after_the_first_step_reaches_the_app(loop: asyncio.AbstractE
             outcome.append("cancelled")
             raise
 
-    task = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
+    task = in_callback(
+        loop, lambda: start_task(loop, app(), contextvars.Context(), turn_batch(loop))
+    )
     assert outcome == ["started"]
     task.cancel()
     loop.run_until_complete(asyncio.sleep(0.01))
@@ -129,7 +135,7 @@ def test_cancelling_before_the_first_step_never_runs_the_app(
         outcome.append("started")
 
     def body() -> asyncio.Task[None]:
-        task = start_task(loop, app(), contextvars.Context())
+        task = start_task(loop, app(), contextvars.Context(), turn_batch(loop))
         task.cancel()  # a connection lost in the same loop turn as its request arrived
         return task
 
@@ -148,7 +154,7 @@ def test_started_from_inside_a_task_still_runs(loop: asyncio.AbstractEventLoop) 
         ran.append("app")
 
     async def predecessor() -> tuple[asyncio.Task[None], list[str]]:
-        return start_task(loop, app(), contextvars.Context()), list(ran)
+        return start_task(loop, app(), contextvars.Context(), turn_batch(loop)), list(ran)
 
     task, at_return = loop.run_until_complete(predecessor())
     loop.run_until_complete(asyncio.sleep(0.01))
@@ -172,14 +178,15 @@ def test_a_task_factory_is_respected(loop: asyncio.AbstractEventLoop) -> None:
     async def app() -> None:
         pass
 
-    task = in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
+    task = in_callback(
+        loop, lambda: start_task(loop, app(), contextvars.Context(), turn_batch(loop))
+    )
     assert task.done()
     assert len(made) == 1
 
     async def predecessor() -> asyncio.Task[None]:
-        return start_task(
-            loop, app(), contextvars.Context()
-        )  # not eager when the app set a factory
+        # not eager when the app set a factory
+        return start_task(loop, app(), contextvars.Context(), turn_batch(loop))
 
     nested = loop.run_until_complete(predecessor())
     loop.run_until_complete(asyncio.sleep(0.01))
@@ -194,7 +201,10 @@ def test_deferred_first_steps_all_run(loop: asyncio.AbstractEventLoop) -> None:
         ran.append(number)
 
     def start_some() -> list[asyncio.Task[None]]:
-        return [start_task(loop, app(number), contextvars.Context()) for number in range(10)]
+        return [
+            start_task(loop, app(number), contextvars.Context(), turn_batch(loop))
+            for number in range(10)
+        ]
 
     tasks = in_callback(loop, start_some)
     assert all(task.done() for task in tasks)
@@ -209,8 +219,13 @@ def test_deferred_first_steps_know_how_many_run_together(loop: asyncio.AbstractE
     async def app() -> None:
         seen.append(turn_batch(loop).running)
 
-    in_callback(loop, lambda: [start_task(loop, app(), contextvars.Context()) for _ in range(5)])
-    in_callback(loop, lambda: start_task(loop, app(), contextvars.Context()))
+    in_callback(
+        loop,
+        lambda: [
+            start_task(loop, app(), contextvars.Context(), turn_batch(loop)) for _ in range(5)
+        ],
+    )
+    in_callback(loop, lambda: start_task(loop, app(), contextvars.Context(), turn_batch(loop)))
     assert seen == [5] * 5 + [1]
 
 
@@ -238,11 +253,11 @@ def test_the_task_runs_in_the_given_context_not_its_starters(
 
     async def predecessor() -> asyncio.Task[None]:
         VAR.set("set by the previous request")
-        return start_task(loop, app(), base.copy())
+        return start_task(loop, app(), base.copy(), turn_batch(loop))
 
     def from_callback() -> asyncio.Task[None]:
         VAR.set("set in the callback's context")
-        return start_task(loop, app(), base.copy())
+        return start_task(loop, app(), base.copy(), turn_batch(loop))
 
     if from_task:
         task = loop.run_until_complete(predecessor())

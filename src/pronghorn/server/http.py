@@ -81,7 +81,9 @@ class HTTPExchange:
         server.exchanges.add(self)
         # The app's first step runs when the loop next runs its callbacks, back to back with
         # the other requests read in this turn (see server/tasks.py).
-        self.task = start_task(server.loop, self.run(), server.base_context.copy())
+        self.task = start_task(
+            server.loop, self.run(), server.base_context.copy(), server.flusher.turn
+        )
 
     def reject(self, status: int) -> None:
         """Answer without running the app (--limit-concurrency)."""

@@ -39,6 +39,7 @@ _BATCH: Final = "_pronghorn_turn_batch"
 #: not run inside another's).
 EAGER_IN_TASK: Final = sys.version_info >= (3, 12)
 _current_task = asyncio.current_task
+_Task: Final = asyncio.Task
 #: What every request's task is called (``asyncio.all_tasks()`` in a debugger shows them).
 TASK_NAME: Final = "pronghorn request"
 
@@ -47,31 +48,30 @@ def start_task(
     loop: asyncio.AbstractEventLoop,
     coro: Coroutine[Any, Any, None],
     context: contextvars.Context,
+    batch: TurnBatch,
 ) -> asyncio.Task[None]:
-    """Start ``coro`` as a Task running in ``context``.
+    """Start ``coro`` as a Task running in ``context``, counted in the loop's ``batch``.
 
     The context is given, never inherited: a request started from its predecessor's task (a
     pipelined request, a body read resuming the connection) would otherwise run in a copy of
     that task's context and see the variables the previous request set.
     """
-    if EAGER_IN_TASK and _current_task(loop) is not None and loop.get_task_factory() is None:
+    # Asked each time: an app may set a task factory while serving (in its lifespan startup).
+    factory = loop.get_task_factory()
+    if EAGER_IN_TASK and factory is None and _current_task(loop) is not None:
         # A pipelined request started by its predecessor's task finishing: running its first
         # step now, inside that task, spares the pipeline a loop pass per request.
-        return asyncio.Task(coro, loop=loop, eager_start=True, context=context, name=TASK_NAME)  # type: ignore[call-arg,unused-ignore]
-    attributes = getattr(loop, "__dict__", None)
-    batch = attributes.get(_BATCH) if attributes is not None else None
-    if batch is None:
-        batch = turn_batch(loop)
+        return _Task(coro, loop=loop, eager_start=True, context=context, name=TASK_NAME)  # type: ignore[call-arg,unused-ignore]
     started = batch.started
     if started == 0:
         # Queued ahead of this first step: when the loop runs the steps, their batch knows
         # how many run together, and the count starts again.
         loop.call_soon(batch.reset)
     batch.started = started + 1
-    if loop.get_task_factory() is None:
+    if factory is None:
         # The Task uvloop's create_task would make, named here: unnamed, the C Task formats a
         # "Task-N" name for each (about 1.3k instructions per request on 3.11).
-        return asyncio.Task(coro, loop=loop, context=context, name=TASK_NAME)
+        return _Task(coro, loop=loop, context=context, name=TASK_NAME)
     return loop.create_task(coro, context=context)
 
 

@@ -148,7 +148,9 @@ class WebSocketExchange:
     def start(self) -> None:
         server = self.protocol.server
         server.exchanges.add(self)
-        self.task = start_task(server.loop, self.run(), server.base_context.copy())
+        self.task = start_task(
+            server.loop, self.run(), server.base_context.copy(), server.flusher.turn
+        )
 
     def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """Answer the handshake without running the app (bad handshake, over capacity)."""
