@@ -71,6 +71,34 @@ class TestHTTPScope:
             "state": {"k": 1},
         }
 
+    def test_each_request_gets_its_own_scope(self) -> None:
+        # Built from the connection's shared base: what one app changes, the next never sees.
+        conn = ConnectionInfo(("1.2.3.4", 5), ("127.0.0.1", 8000), "http")
+        first = http_scope(request(b"/one"), conn, None)
+        first["asgi"]["version"] = "2.0"
+        first["extensions"]["mine"] = {}
+        first["path"] = "/changed"
+        first["custom"] = 1
+        second = http_scope(request(b"/two?x"), conn, None)
+        assert second["asgi"] == {"version": "3.0", "spec_version": "2.5"}
+        assert second["extensions"] == {}
+        assert (second["path"], second["query_string"]) == ("/two", b"x")
+        assert list(second) == [
+            "type",
+            "asgi",
+            "http_version",
+            "server",
+            "client",
+            "scheme",
+            "method",
+            "root_path",
+            "path",
+            "raw_path",
+            "query_string",
+            "headers",
+            "extensions",
+        ]
+
     def test_state_is_a_copy(self) -> None:
         state = {"k": 1}
         scope = http_scope(request(), CONN, state)

@@ -111,6 +111,32 @@ def test_proxy_headers_from_a_trusted_peer(serve: Serve) -> None:
     assert seen[0]["scheme"] == "https"
 
 
+def test_proxy_headers_per_request_on_one_connection(serve: Serve) -> None:
+    # The rewritten connection facts are reused while the proxy names the same client and
+    # scheme; every change shows in the very request that makes it.
+    seen: list[dict[str, Any]] = []
+    server = serve(scope_app(seen), forwarded_allow_ips="127.0.0.1")
+    sent = [
+        {"X-Forwarded-For": "10.0.0.1", "X-Forwarded-Proto": "https"},
+        {"X-Forwarded-For": "10.0.0.1", "X-Forwarded-Proto": "https"},
+        {"X-Forwarded-For": "10.0.0.2", "X-Forwarded-Proto": "https"},
+        {"X-Forwarded-For": "10.0.0.2", "X-Forwarded-Proto": "http"},
+        {},
+        {"X-Forwarded-For": "10.0.0.2", "X-Forwarded-Proto": "http"},
+    ]
+    with httpx.Client() as client:
+        for headers in sent:
+            client.get(server.url, headers=headers)
+    assert [(scope["client"][0], scope["scheme"]) for scope in seen] == [
+        ("10.0.0.1", "https"),
+        ("10.0.0.1", "https"),
+        ("10.0.0.2", "https"),
+        ("10.0.0.2", "http"),
+        ("127.0.0.1", "http"),
+        ("10.0.0.2", "http"),
+    ]
+
+
 def test_proxy_headers_ignored_from_untrusted_peer(serve: Serve) -> None:
     seen: list[dict[str, Any]] = []
     server = serve(scope_app(seen), forwarded_allow_ips="10.1.1.1")

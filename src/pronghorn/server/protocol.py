@@ -89,6 +89,7 @@ class ConnectionProtocol(asyncio.Protocol):
         "_deferrals",
         "_dispatching",
         "_drain_waiters",
+        "_forwarded",
         "_gathers",
         "_in_receive",
         "_lingering",
@@ -126,6 +127,9 @@ class ConnectionProtocol(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] | None = None  # made when one waits
         self.closed = False
         self._peer_trusted = False
+        #: The last request's proxy-rewritten ConnectionInfo, reused while the proxy names the
+        #: same client and scheme (its scope base is built once).
+        self._forwarded: ConnectionInfo | None = None
         self._dispatching = False
         self._repoll = False
         self._in_receive = False
@@ -310,9 +314,12 @@ class ConnectionProtocol(asyncio.Protocol):
                 request.headers, conn.client, conn.scheme, server.trusted, peer_trusted=True
             )
             if client != conn.client or scheme != conn.scheme:
-                conn = ConnectionInfo(
-                    client, conn.server, scheme, conn.root_path, conn.http_extensions, conn.tls
-                )
+                forwarded = self._forwarded
+                if forwarded is None or forwarded.client != client or forwarded.scheme != scheme:
+                    forwarded = self._forwarded = ConnectionInfo(
+                        client, conn.server, scheme, conn.root_path, conn.http_extensions, conn.tls
+                    )
+                conn = forwarded
         if request.upgrade is not None and self._start_upgrade(request, conn):
             return
         exchange = HTTPExchange(self, request, conn)
