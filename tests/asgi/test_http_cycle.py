@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -126,7 +127,11 @@ class TestSend:
             {"type": "http.response.start", "status": 200, "headers": ((b"a",),)},
             {"type": "http.response.start", "status": 200, "headers": b"a: b"},
             {"status": 200},
+            {"type": b"http.response.start", "status": 200},
+            {"type": ["http.response.start"], "status": 200},
             "not a dict",
+            None,
+            [("type", "http.response.start"), ("status", 200)],
         ],
     )
     def test_invalid_start(self, message: Any) -> None:
@@ -146,6 +151,15 @@ class TestSend:
         cycle.send({"type": "http.response.start", "status": 200})
         with pytest.raises(AppProtocolError):
             cycle.send(message)
+
+    def test_a_mapping_that_is_no_dict_is_a_message(self) -> None:
+        cycle, events = make()
+        cycle.send(MappingProxyType({"type": "http.response.start", "status": 201}))
+        cycle.send(MappingProxyType({"type": "http.response.body", "body": b"ok"}))
+        assert cycle.send_state is SendState.DONE
+        assert [type(event) for event in events] == [Response, Body]
+        assert isinstance(events[0], Response)
+        assert events[0].status == 201
 
     def test_invalid_hints_push_and_pathsend(self) -> None:
         cycle, _ = make()
