@@ -33,6 +33,7 @@ MODULES = (
     "pronghorn.protocols.http2_stream",
     "pronghorn.asgi.headers",
     "pronghorn.asgi.http",
+    "pronghorn.asgi.messages",
     "pronghorn.asgi.proxy_headers",
     "pronghorn.asgi.scope",
     "pronghorn.asgi.websocket",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -129,6 +130,11 @@ class TestLegalSends:
         assert h.take() == [AcceptWebSocket(3, "chat", [(b"x-a", b"1")])]
         assert h.cycle.state is State.OPEN
 
+    def test_a_mapping_that_is_no_dict_is_a_message(self) -> None:
+        h = in_state(State.OPEN)
+        h.cycle.send(MappingProxyType({"type": "websocket.send", "text": "t"}))
+        assert h.take() == [WebSocketMessage(3, "t")]
+
     def test_send_text_and_bytes(self) -> None:
         h = in_state(State.OPEN)
         h.cycle.send({"type": "websocket.send", "text": "t"})
@@ -240,7 +246,16 @@ class TestIllegalTransitions:
         with pytest.raises(AppProtocolError):
             h.cycle.send({"type": "http.response.start", "status": 200})
 
-    @pytest.mark.parametrize("message", [{}, None, {"text": "no type"}])
+    @pytest.mark.parametrize(
+        "message",
+        [
+            {},
+            None,
+            {"text": "no type"},
+            {"type": b"websocket.send", "text": "t"},
+            [("type", "websocket.send"), ("text", "t")],
+        ],
+    )
     def test_message_without_type(self, message: Any) -> None:
         with pytest.raises(AppProtocolError):
             in_state(State.OPEN).cycle.send(message)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
 from pronghorn.asgi.headers import app_headers
+from pronghorn.asgi.messages import AppMessage, Message, read_message
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import (
     AcceptWebSocket,
@@ -31,9 +32,6 @@ from pronghorn.protocols.events import (
     WebSocketMessage,
 )
 from pronghorn.protocols.websocket import RESERVED_ACCEPT_HEADERS
-
-Message = dict[str, Any]
-AppMessage = Mapping[str, Any]
 
 
 class State(enum.Enum):
@@ -175,13 +173,10 @@ class WebSocketCycle:
         Raises AppProtocolError when the message is illegal now, ClientDisconnected when the
         connection is already gone.
         """
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            raise AppProtocolError(f"ASGI message without a 'type': {message!r}") from None
+        fields, kind = read_message(message)
         state = self.state
         if kind == "websocket.send" and state is STATE_OPEN:
-            self._on_send(message)  # the hot path skips the table lookup
+            self._on_send(fields)  # the hot path skips the table lookup
             return
         handler = _TRANSITIONS.get((state, kind))
         if handler is None:
@@ -190,9 +185,9 @@ class WebSocketCycle:
                     return  # closing what is already closed is harmless; frameworks do it
                 raise ClientDisconnected(f"WebSocket closed with code {self._close_code}")
             raise AppProtocolError(f"Unexpected ASGI message {kind!r} in state {state.value!r}")
-        getattr(self, handler)(message)
+        getattr(self, handler)(fields)
 
-    def _on_accept(self, message: AppMessage) -> None:
+    def _on_accept(self, message: Message) -> None:
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and not isinstance(subprotocol, str):
             raise AppProtocolError(f"websocket.accept 'subprotocol' must be str: {subprotocol!r}")
@@ -210,7 +205,7 @@ class WebSocketCycle:
         self.state = STATE_OPEN
         self._emit(AcceptWebSocket(self.stream_id, subprotocol, headers))
 
-    def _on_send(self, message: AppMessage) -> None:
+    def _on_send(self, message: Message) -> None:
         data = message.get("bytes")
         text = message.get("text")
         payload: bytes | str
@@ -234,7 +229,7 @@ class WebSocketCycle:
         else:
             self._emit(WebSocketMessage(self.stream_id, payload))
 
-    def _close_args(self, message: AppMessage) -> tuple[int, str]:
+    def _close_args(self, message: Message) -> tuple[int, str]:
         code = message.get("code", 1000)
         if code is None:
             code = 1000
@@ -245,7 +240,7 @@ class WebSocketCycle:
             raise AppProtocolError(f"websocket.close 'reason' must be str: {reason!r}")
         return code, _truncate_reason(reason)
 
-    def _on_close(self, message: AppMessage) -> None:
+    def _on_close(self, message: Message) -> None:
         code, reason = self._close_args(message)
         self.state = STATE_APP_CLOSED
         self._close_code = code
@@ -254,7 +249,7 @@ class WebSocketCycle:
         self.queued = 0
         self._emit(CloseWebSocket(self.stream_id, code, reason))
 
-    def _on_deny(self, message: AppMessage) -> None:
+    def _on_deny(self, message: Message) -> None:
         # ASGI: a close before accept refuses the handshake with 403. Code and reason are never
         # sent, so they are not checked: FastAPI passes its validation errors (a list) as the
         # reason here.
@@ -272,7 +267,7 @@ class WebSocketCycle:
             ],
         )
 
-    def _on_response_start(self, message: AppMessage) -> None:
+    def _on_response_start(self, message: Message) -> None:
         if not self._response_extension:
             raise AppProtocolError("websocket.http.response.start needs the extension in scope")
         status = message.get("status")
@@ -284,7 +279,7 @@ class WebSocketCycle:
         self.state = STATE_RESPONDING
         self._emit(Response(self.stream_id, status, headers))
 
-    def _on_response_body(self, message: AppMessage) -> None:
+    def _on_response_body(self, message: Message) -> None:
         body = message.get("body", b"")
         if type(body) is not bytes:
             if not isinstance(body, bytearray | memoryview):

@@ -11,7 +11,8 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Final
 
-from pronghorn.asgi.http import SEND_DONE, AppMessage, HTTPCycle, Message
+from pronghorn.asgi.http import SEND_DONE, HTTPCycle
+from pronghorn.asgi.messages import AppMessage, Message
 from pronghorn.asgi.scope import ConnectionInfo, http_scope
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived

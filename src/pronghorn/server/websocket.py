@@ -19,8 +19,9 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
+from pronghorn.asgi.messages import AppMessage, Message
 from pronghorn.asgi.scope import ConnectionInfo, websocket_scope
-from pronghorn.asgi.websocket import STATE_CLOSED, AppMessage, Message, WebSocketCycle
+from pronghorn.asgi.websocket import STATE_CLOSED, WebSocketCycle
 from pronghorn.errors import AppProtocolError, ClientDisconnected, LocalProtocolError
 from pronghorn.protocols.events import (
     AcceptWebSocket,
