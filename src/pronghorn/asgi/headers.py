@@ -16,7 +16,7 @@ def app_headers(value: object, what: str) -> Headers:
     """
     if value is None:
         return []
-    if not isinstance(value, Iterable) or isinstance(value, bytes | str):
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, str)):
         raise AppProtocolError(f"{what} must be an iterable of [name, value] byte pairs")
     headers: Headers = []
     for pair in value:

@@ -253,7 +253,7 @@ class HTTPCycle:
     def _on_body(self, message: Message) -> None:
         body = message.get("body", b"")
         if type(body) is not bytes:
-            if not isinstance(body, bytearray | memoryview):
+            if not isinstance(body, (bytearray, memoryview)):
                 raise AppProtocolError(f"http.response.body 'body' must be bytes: {type(body)}")
             body = bytes(body)
         self.bytes_sent += len(body)

@@ -213,7 +213,7 @@ class WebSocketCycle:
             if text is not None:
                 raise AppProtocolError("websocket.send needs exactly one of 'bytes' and 'text'")
             if type(data) is not bytes:
-                if not isinstance(data, bytearray | memoryview):
+                if not isinstance(data, (bytearray, memoryview)):
                     raise AppProtocolError(f"websocket.send 'bytes' must be bytes: {type(data)}")
                 data = bytes(data)
             payload = data
@@ -282,7 +282,7 @@ class WebSocketCycle:
     def _on_response_body(self, message: Message) -> None:
         body = message.get("body", b"")
         if type(body) is not bytes:
-            if not isinstance(body, bytearray | memoryview):
+            if not isinstance(body, (bytearray, memoryview)):
                 raise AppProtocolError(f"websocket.http.response.body must be bytes: {type(body)}")
             body = bytes(body)
         more = bool(message.get("more_body", False))

@@ -542,7 +542,7 @@ class HTTP2Connection:
         elif isinstance(event, ResetStream):
             self._sender.reset(stream, event.error_code)
             self._release(stream)
-        elif isinstance(event, WebSocketMessage | CloseWebSocket):
+        elif isinstance(event, (WebSocketMessage, CloseWebSocket)):
             require(False, "WebSocket frames over HTTP/2 are Body events on the tunnel")
         else:
             assert_never(event)

@@ -235,7 +235,7 @@ class WebSocketExchange:
     def _process_codec(self, codec: WebSocketCodec) -> None:
         cycle = self.cycle
         for event in codec.next_events():
-            if isinstance(event, str | bytes):
+            if isinstance(event, (str, bytes)):
                 cycle.message_received(event)
             elif isinstance(event, WebSocketCloseReceived):
                 cycle.closed(event.code, event.reason)
@@ -381,7 +381,7 @@ class WebSocketExchange:
             self._send_core(event)
             self._stream_done = True
             self.protocol.schedule_flush()
-        elif isinstance(event, InformationalResponse | Trailers | PushPromise):
+        elif isinstance(event, (InformationalResponse, Trailers, PushPromise)):
             raise LocalProtocolError(f"a WebSocket cycle cannot emit {event!r}")
         else:
             assert_never(event)
