@@ -273,12 +273,22 @@ class TestDirectCore:
         assert events == []
         assert cycle.send_state is SendState.DONE
 
-    def test_other_events_still_go_to_emit(self) -> None:
+    def test_other_events_go_to_the_direct_core_too(self) -> None:
         direct = self.core()
-        cycle, events = make(direct=direct)
+        cycle = HTTPCycle(1, None, False, direct=direct)
+        cycle.send({"type": "http.response.start", "status": 200, "trailers": True})
+        cycle.send({"type": "http.response.body", "body": b"x"})
+        cycle.send({"type": "http.response.trailers", "headers": [(b"a", b"b")]})
+        assert cycle.send_state is SendState.DONE
+        assert direct.data_to_send().endswith(b"\r\n1\r\nx\r\n0\r\na: b\r\n\r\n")
+        failed = self.core()
+        cycle = HTTPCycle(1, None, False, direct=failed)
         cycle.app_finished(failed=True)
-        assert [type(event) for event in events] == [Response, Body]
-        assert direct.data_to_send() == b""
+        assert failed.data_to_send().startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+
+    def test_without_emit_a_direct_core_is_required(self) -> None:
+        with pytest.raises(TypeError):
+            HTTPCycle(1, None, False)
 
 
 def test_a_cycle_refers_to_nothing_that_refers_back() -> None:

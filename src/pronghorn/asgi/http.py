@@ -73,10 +73,10 @@ class HTTPCycle:
         "_body",
         "_continue_due",
         "_direct",
-        "_emit",
         "_end_delivered",
         "_input_ended",
         "_request_done",
+        "_sink",
         "_trailers_buffer",
         "_trailers_expected",
         "buffered",
@@ -91,7 +91,9 @@ class HTTPCycle:
     def __init__(
         self,
         stream_id: int,
-        emit: Callable[[OutboundEvent], None],
+        # None with a direct core, which then takes every event (its send method, bound for
+        # each request, would cost an object per request).
+        emit: Callable[[OutboundEvent], None] | None,
         # Not keyword-only: the server builds one cycle per request, and a call to a class
         # with keyword arguments costs a dict of them (about 1.5k instructions on 3.11).
         has_body: bool,
@@ -102,10 +104,12 @@ class HTTPCycle:
         # Protocol: compiled, the calls are then direct too.
         direct: HTTP1Connection | None = None,
     ) -> None:
+        if emit is None and direct is None:
+            raise TypeError("HTTPCycle needs an emit callable or a direct core")
         self.stream_id = stream_id
-        self._emit = emit
-        #: Takes response heads and bodies by direct calls; without one, ``emit`` gets
-        #: Response and Body events.
+        self._sink = emit
+        #: Takes response heads and bodies by direct calls, and every other event by its
+        #: send(); without one, ``emit`` gets them all.
         self._direct = direct
         self.send_state = SEND_START
         self._trailers_expected = False
@@ -122,6 +126,13 @@ class HTTPCycle:
         #: What the access log reports: the response status and body bytes sent.
         self.status = 0
         self.bytes_sent = 0
+
+    def _emit(self, event: OutboundEvent) -> None:
+        direct = self._direct
+        if direct is not None:
+            direct.send(event)
+        elif self._sink is not None:
+            self._sink(event)
 
     def _emit_response(self, status: int, headers: AppHeaders, trailers: bool) -> None:
         direct = self._direct

@@ -58,7 +58,7 @@ class HTTPExchange:
         # (Positional: see HTTPCycle.__init__.)
         if type(core) is HTTP1Connection:
             self.cycle = HTTPCycle(
-                request.stream_id, core.send, request.has_body, request.expect_continue, False, core
+                request.stream_id, None, request.has_body, request.expect_continue, False, core
             )
         else:
             self.cycle = HTTPCycle(
@@ -72,7 +72,8 @@ class HTTPExchange:
         self._flushed_mark = 0
         self._logged = False
         self.task: asyncio.Task[None] | None = None
-        self.start_time = perf_counter()
+        # (Read for the access log only: the clock costs a call per request.)
+        self.start_time = perf_counter() if protocol.server.access_log is not None else 0.0
         #: HTTP/2: per-stream flow control replaces pausing the whole connection.
         self.h2 = core if type(core) is HTTP2Connection else None
 

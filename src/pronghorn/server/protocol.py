@@ -349,7 +349,9 @@ class ConnectionProtocol(asyncio.Protocol):
     def response_complete(self, runner: Any) -> None:
         """The runner's response is fully queued: flush, then serve what comes next."""
         streams = self.streams
-        streams.pop(runner.stream_id, None)
+        stream_id: int = runner.stream_id
+        if stream_id in streams:  # (dict.pop is a method call from compiled code)
+            del streams[stream_id]
         if runner is self.tunnel_runner:
             self.tunnel_runner = None  # (what the tunnel reads after its end is not for it)
         core = self.core
@@ -382,7 +384,7 @@ class ConnectionProtocol(asyncio.Protocol):
         if not streams:
             server = self.server
             self._timer = _KEEP_ALIVE
-            self.deadline = server.loop.time() + server.config.timeout_keep_alive
+            self.deadline = server.loop.time() + server.keep_alive_timeout
             if type(core) is HTTP1Connection:
                 core.rest()  # an idle keep-alive connection holds no parser
         if self.reading_paused and core.wants_read:

@@ -94,6 +94,7 @@ class ServerState:
         "exchanges",
         "flusher",
         "h1_limits",
+        "keep_alive_timeout",
         "lifespan_state",
         "limit_concurrency",
         "loop",
@@ -140,6 +141,8 @@ class ServerState:
         self.access_log = access_log
         self.flusher = FlushScheduler(loop)
         self.limit_concurrency = config.limit_concurrency
+        #: (Config is interpreted: reading it from compiled code is a lookup by name.)
+        self.keep_alive_timeout = float(config.timeout_keep_alive)
         self.requests_total = 0
         self.draining = False
         #: Called once per request (the worker counts for --limit-max-requests).
