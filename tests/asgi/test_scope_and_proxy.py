@@ -37,6 +37,8 @@ class TestTargets:
             (b"http://h?q=1", b"/", b"?q=1"[1:]),
             (b"*", b"*", b""),
             (b"/a#frag", b"/a", b""),
+            (b"/a?q#frag", b"/a", b"q"),
+            (b"/a#frag?q", b"/a", b""),
         ],
     )
     def test_split(self, target: bytes, raw_path: bytes, query: bytes) -> None:
@@ -98,6 +100,28 @@ class TestHTTPScope:
             "headers",
             "extensions",
         ]
+
+    @pytest.mark.parametrize("method", ["GET", "POST", "DELETE", "PURGE", "M-SEARCH"])
+    def test_method_is_a_str(self, method: str) -> None:
+        event = RequestReceived(1, method.encode(), b"/", "1.1", [(b"host", b"x")])
+        assert http_scope(event, CONN, None)["method"] == method
+
+    @pytest.mark.parametrize(
+        ("target", "path", "query"),
+        [
+            (b"/", "/", b""),
+            (b"/a/b", "/a/b", b""),
+            (b"/a?", "/a", b""),
+            (b"/a?b=%20", "/a", b"b=%20"),
+            (b"/a%3Fb", "/a?b", b""),
+            (b"/a#f?x", "/a", b""),
+            (b"*", "*", b""),
+            (b"http://h/p?q", "/p", b"q"),
+        ],
+    )
+    def test_path_and_query(self, target: bytes, path: str, query: bytes) -> None:
+        scope = http_scope(request(target), CONN, None)
+        assert (scope["path"], scope["query_string"]) == (path, query)
 
     def test_state_is_a_copy(self) -> None:
         state = {"k": 1}

@@ -18,6 +18,8 @@ _ASGI: Final = {"version": "3.0", "spec_version": ASGI_SPEC_VERSION}
 #: As ints: see protocols/events.py on ``bytes in bytes``.
 _PERCENT: Final = b"%"[0]
 _HASH: Final = b"#"[0]
+_QUERY: Final = b"?"[0]
+_SLASH: Final = b"/"[0]
 
 Address = tuple[str, int]
 _METHODS: Final = {
@@ -56,10 +58,10 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
                 target = b"/" + (target[query_start:] if query_start != -1 else b"")
             else:
                 target = target[path_start:]
+    fragment = target.find(b"#")
+    if fragment != -1:  # (clients should not send one; what follows it is no query either)
+        target = target[:fragment]
     raw_path, _, query = target.partition(b"?")
-    fragment = raw_path.find(b"#")
-    if fragment != -1:
-        raw_path = raw_path[:fragment]
     return raw_path, query
 
 
@@ -86,8 +88,11 @@ def _with_root(conn: ConnectionInfo, raw_path: bytes, path: str) -> tuple[bytes,
 
 def _path_parts(target: bytes, conn: ConnectionInfo) -> tuple[str, bytes, bytes]:
     """(path, raw_path, query_string) of a request-target, root_path applied."""
-    if target[:1] == b"/" and _HASH not in target:
-        raw_path, _, query = target.partition(b"?")  # origin-form: nearly every request
+    if target and target[0] == _SLASH and _HASH not in target:  # origin-form: nearly every one
+        if _QUERY in target:
+            raw_path, _, query = target.partition(b"?")
+        else:  # (a membership test is a memchr; partition a method call from compiled code)
+            raw_path, query = target, b""
     else:
         raw_path, query = split_target(target)
     path = decode_path(raw_path)
@@ -111,7 +116,8 @@ def http_scope(
     method = request.method
     scope["asgi"] = _ASGI.copy()
     scope["http_version"] = request.http_version
-    scope["method"] = _METHODS.get(method) or method.decode("ascii")
+    # GET's name without hashing the parser's new bytes object each time.
+    scope["method"] = "GET" if method == b"GET" else _METHODS.get(method) or method.decode("ascii")
     scope["path"] = path
     scope["raw_path"] = raw_path
     scope["query_string"] = query
