@@ -85,10 +85,6 @@ _FRAMING: Final = {
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"connection": _CONNECTION,
 }
-#: Request headers the core interprets; every other one passes through untouched.
-_REQUEST_FIELDS: Final = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"connection")
-)
 #: A response header block as RFC 9110 allows it: token names, values without CR, LF or NUL.
 _VALID_BLOCK: Final = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\x00]*\r\n)*")
 
@@ -859,24 +855,28 @@ class _ParserSlot:
         upgrade: bytes | None = None
         connection_upgrade = False
         keep_alive_named = False
-        fields = _REQUEST_FIELDS
         for name, value in headers:
-            if name not in fields:
-                continue
-            if name == b"host":
-                host_count += 1
-            elif name == b"content-length":
-                content_length = int(value)  # llhttp already validated the digits
-            elif name == b"transfer-encoding":
-                if not _is_token_list_chunked_only(value):
-                    raise _Violation(501, "Unsupported Transfer-Encoding")
-                chunked = True
-            elif name == b"expect":
-                if value.lower() == b"100-continue":
+            # By length first: most fields are none of these six, and a set lookup would hash
+            # each name (the parser's new bytes object) anew: 700 instructions for one field.
+            size = len(name)
+            if size == 4:
+                if name == b"host":
+                    host_count += 1
+            elif size == 14:
+                if name == b"content-length":
+                    content_length = int(value)  # llhttp already validated the digits
+            elif size == 17:
+                if name == b"transfer-encoding":
+                    if not _is_token_list_chunked_only(value):
+                        raise _Violation(501, "Unsupported Transfer-Encoding")
+                    chunked = True
+            elif size == 6:
+                if name == b"expect" and value.lower() == b"100-continue":
                     expect_continue = True
-            elif name == b"upgrade":
-                upgrade = value.strip().lower()
-            elif name == b"connection":
+            elif size == 7:
+                if name == b"upgrade":
+                    upgrade = value.strip().lower()
+            elif size == 10 and name == b"connection":
                 # (find, not ``in``: see events.py on ``bytes in bytes``)
                 tokens = value.lower()
                 connection_upgrade = connection_upgrade or tokens.find(b"upgrade") >= 0
