@@ -94,12 +94,17 @@ def apply_proxy_headers(
         peer_trusted = peer_is_trusted(client, trusted)
     if not peer_trusted:
         return client, scheme
-    protos: list[bytes] = []
-    hops: list[bytes] = []
+    # Made when first needed: most requests carry neither header (a proxy may send none).
+    protos: list[bytes] | None = None
+    hops: list[bytes] | None = None
     for name, value in headers:
         if name == b"x-forwarded-for":
+            if hops is None:
+                hops = []
             hops.append(value)
         elif name == b"x-forwarded-proto":
+            if protos is None:
+                protos = []
             protos.append(value)
     if protos:
         # Only the last value counts, and it is in the last header: nothing to join.
