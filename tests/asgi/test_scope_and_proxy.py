@@ -101,6 +101,22 @@ class TestHTTPScope:
             "extensions",
         ]
 
+    def test_connections_share_one_base_and_keep_their_own_client(self) -> None:
+        # An idle keep-alive connection holds no dict of its own (idle memory per connection).
+        one = ConnectionInfo(("1.2.3.4", 5), ("127.0.0.1", 8000), "http")
+        two = ConnectionInfo(("5.6.7.8", 9), ("127.0.0.1", 8000), "http")
+        tls = ConnectionInfo(("5.6.7.8", 9), ("127.0.0.1", 8000), "https")
+        scopes = [http_scope(request(), conn, None) for conn in (one, two, tls)]
+        assert [(scope["client"], scope["scheme"]) for scope in scopes] == [
+            (("1.2.3.4", 5), "http"),
+            (("5.6.7.8", 9), "http"),
+            (("5.6.7.8", 9), "https"),
+        ]
+        assert one.http_base is two.http_base
+        assert tls.http_base is not one.http_base
+        assert one.http_base is not None
+        assert one.http_base["client"] is None  # the base itself is never a request's scope
+
     @pytest.mark.parametrize("method", ["GET", "POST", "DELETE", "PURGE", "M-SEARCH"])
     def test_method_is_a_str(self, method: str) -> None:
         event = RequestReceived(1, method.encode(), b"/", "1.1", [(b"host", b"x")])

@@ -40,9 +40,9 @@ class ConnectionInfo:
     http_extensions: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: TLS facts for the ``tls`` extension, when TLS is in use.
     tls: dict[str, Any] | None = None
-    #: The HTTP scope keys this connection's requests share (see http_scope); built at the
-    #: first request. A ConnectionInfo is never changed once made: a proxy-rewritten client
-    #: or scheme is a new one.
+    #: The shared base its HTTP scopes are copied from (see http_scope), found at the first
+    #: request. A ConnectionInfo is never changed once made: a proxy-rewritten client or
+    #: scheme is a new one.
     http_base: Scope | None = field(default=None, init=False, repr=False, compare=False)
 
 
@@ -106,8 +106,8 @@ def http_scope(
     conn: ConnectionInfo,
     state: dict[str, Any] | None,
 ) -> Scope:
-    # A copy of the connection's base with the request's keys set costs about half of
-    # building the 13-key dict anew (1.5k instructions of a hello request's 42k).
+    # A copy of a base with the request's keys set costs about half of building the 13-key
+    # dict anew (1.5k instructions of a hello request's 42k).
     base = conn.http_base
     if base is None:
         base = conn.http_base = _http_base(conn)
@@ -115,6 +115,7 @@ def http_scope(
     path, raw_path, query = _path_parts(request.target, conn)
     method = request.method
     scope["asgi"] = _ASGI.copy()
+    scope["client"] = conn.client
     scope["http_version"] = request.http_version
     # GET's name without hashing the parser's new bytes object each time.
     scope["method"] = "GET" if method == b"GET" else _METHODS.get(method) or method.decode("ascii")
@@ -133,14 +134,30 @@ def http_scope(
     return scope
 
 
+#: Bases shared by every connection with the same server address, scheme and root path: one
+#: per connection would hold a 13-key dict on every idle keep-alive connection.
+_HTTP_BASES: Final[dict[tuple[Address | None, str, str], Scope]] = {}
+_HTTP_BASES_MAX: Final = 64
+
+
 def _http_base(conn: ConnectionInfo) -> Scope:
-    """Every key of an HTTP scope in its order, valued where the connection decides."""
+    """Every key of an HTTP scope in its order, valued where the server and scheme decide."""
+    key = (conn.server, conn.scheme, conn.root_path)
+    base = _HTTP_BASES.get(key)
+    if base is None:
+        if len(_HTTP_BASES) >= _HTTP_BASES_MAX:
+            _HTTP_BASES.clear()  # (many listeners or root paths: start over)
+        base = _HTTP_BASES[key] = _new_http_base(conn)
+    return base
+
+
+def _new_http_base(conn: ConnectionInfo) -> Scope:
     return {
         "type": "http",
         "asgi": None,
         "http_version": None,
         "server": conn.server,
-        "client": conn.client,
+        "client": None,
         # The connection's scheme (TLS or not, or what a trusted proxy said), never the
         # client's own claim in an HTTP/2 :scheme.
         "scheme": conn.scheme,
