@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 __all__ = ["MODULES", "PURE_SWITCH", "hot_path_compiled", "is_compiled", "pure_python_requested"]
 
@@ -46,6 +47,10 @@ MODULES = (
     "pronghorn.server.state",
     "pronghorn.server.tasks",
     "pronghorn.server.websocket",
+) + (
+    # Awaits the app: compiled only where throw()'s three-argument form is not deprecated
+    # (server/appcall.py says why).
+    ("pronghorn.server.appcall",) if sys.version_info < (3, 12) else ()
 )
 
 

@@ -720,8 +720,8 @@ def test_graceful_shutdown_deadline_cancels_stuck_requests(serve: Serve) -> None
         try:
             await asyncio.sleep(60)
         except BaseException as exc:
-            # The cancellation itself, thrown through the compiled exchange (a DeprecationWarning
-            # raised instead would be an error here: see server/awaits.py).
+            # The cancellation itself, thrown through the exchange (a DeprecationWarning raised
+            # instead would be an error here: see server/appcall.py and server/awaits.py).
             seen.append(type(exc).__name__)
             raise
 
@@ -735,6 +735,38 @@ def test_graceful_shutdown_deadline_cancels_stuck_requests(serve: Serve) -> None
     data = recv_until_closed(sock)
     assert data == b"" or data.startswith(b"HTTP/1.1 500 ")
     assert seen == ["CancelledError"]
+
+
+def test_an_app_may_time_out_its_own_awaits(serve: Serve) -> None:
+    # asyncio.timeout cancels the app's task: the CancelledError is thrown through the
+    # server's coroutines into what the app awaits (its sleep, our receive()), in throw()'s
+    # one-argument form, or it would be a DeprecationWarning (an error here) on 3.12+.
+    timed_out: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            async with asyncio.timeout(0.05):
+                if scope["path"] == "/sleep":
+                    await asyncio.sleep(10)
+                else:
+                    while True:
+                        message = await receive()  # a body that never ends
+                        if not message.get("more_body"):
+                            break
+        except TimeoutError:
+            timed_out.append(scope["path"])
+        await send({"type": "http.response.start", "status": 504, "headers": []})
+        await send({"type": "http.response.body", "body": b"late"})
+
+    server = serve(app)
+    with httpx.Client() as client:
+        assert client.get(server.url + "/sleep").status_code == 504
+    sock = server.connect()
+    sock.sendall(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    assert recv_response(sock).startswith(b"HTTP/1.1 504 ")
+    assert timed_out == ["/sleep", "/body"]
 
 
 def test_receive_and_send_are_coroutines_an_app_may_schedule_as_tasks(serve: Serve) -> None:

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Final
 
 from pronghorn.asgi.http import SEND_DONE, HTTPCycle
 from pronghorn.asgi.messages import AppMessage, Message
-from pronghorn.asgi.scope import ConnectionInfo, http_scope
+from pronghorn.asgi.scope import ConnectionInfo, Scope, http_scope
 from pronghorn.errors import AppProtocolError, ClientDisconnected
 from pronghorn.protocols.events import Body, InformationalResponse, RequestReceived
 from pronghorn.protocols.http1 import HTTP1Connection
 from pronghorn.protocols.http2 import HTTP2Connection
+from pronghorn.server.appcall import run_app
 from pronghorn.server.awaits import delegate
 from pronghorn.server.http2 import acknowledge, wait_window
 from pronghorn.server.tasks import start_task
@@ -37,6 +38,7 @@ class HTTPExchange:
         "_flushed_mark",
         "_logged",
         "_waiter",
+        "app",
         "conn",
         "cycle",
         "h2",
@@ -53,6 +55,8 @@ class HTTPExchange:
         self.protocol = protocol
         self.request = request
         self.conn = conn
+        #: What server/appcall.run_app calls.
+        self.app = protocol.server.app
         self.stream_id = request.stream_id
         core = protocol.core
         # (Positional: see HTTPCycle.__init__.)
@@ -84,7 +88,7 @@ class HTTPExchange:
         # The app's first step runs when the loop next runs its callbacks, back to back with
         # the other requests read in this turn (see server/tasks.py).
         self.task = start_task(
-            server.loop, self.run(), server.base_context.copy(), server.flusher.turn
+            server.loop, run_app(self), server.base_context.copy(), server.flusher.turn
         )
 
     def reject(self, status: int) -> None:
@@ -103,41 +107,46 @@ class HTTPExchange:
         self.cycle.send({"type": "http.response.body", "body": body})
         self._response_done()
 
-    async def run(self) -> None:
+    def begin(self) -> Scope:
+        """The request's scope, as the app's task starts (see server/appcall.py)."""
+        return http_scope(self.request, self.conn, self.protocol.server.lifespan_state)
+
+    def end(self, error: BaseException | None) -> bool:
+        """Settle what the app left when it returned or raised ``error``: the response it did
+        not finish, the log line. True when ``error`` must propagate (KeyboardInterrupt)."""
         protocol = self.protocol
-        server = protocol.server
-        scope = http_scope(self.request, self.conn, server.lifespan_state)
         failed = False
-        try:
-            await delegate(server.app(scope, self.receive, self.send))
-        except ClientDisconnected:
-            pass  # the client left while the app was sending; nothing to answer
-        except asyncio.CancelledError:
+        propagate = False
+        if error is None or isinstance(error, ClientDisconnected):
+            pass  # (disconnected: the client left while the app was sending; nothing to answer)
+        elif isinstance(error, asyncio.CancelledError):
             failed = True  # shutdown deadline: answer what can still be answered
-        except Exception:
+        elif isinstance(error, Exception):
             failed = True
             if self.cycle.disconnected_flag or protocol.closed:
                 # Frameworks turn our ClientDisconnected into their own exception (Starlette's
                 # StreamingResponse raises ClientDisconnect): a client that left is not an error.
-                logger.debug("ASGI application raised after the client left", exc_info=True)
+                logger.debug("ASGI application raised after the client left", exc_info=error)
             else:
-                logger.exception("Exception in ASGI application")
-        finally:
-            server.exchanges.discard(self)
-            cycle = self.cycle
-            if cycle.send_state is not SEND_DONE:
-                if not failed and not cycle.response_started and not cycle.disconnected_flag:
-                    logger.error("ASGI callable returned without starting response")
-                cycle.app_finished(failed)
-                if not cycle.disconnected_flag:
-                    self._response_done()
-            if self.h2 is not None:
-                # After the cycle's own ending (the 500 or the reset): the core resets a stream
-                # whose response is unfinished when told the app is done, which would drop it.
-                self.h2.app_finished(self.stream_id)  # frees the stream's slot (rapid reset)
-                # Freeing it returns the window of body the app left unread: that
-                # WINDOW_UPDATE must go out, or a client still uploading waits for it forever.
-                protocol.schedule_flush()
+                logger.error("Exception in ASGI application", exc_info=error)
+        else:
+            propagate = True
+        protocol.server.exchanges.discard(self)
+        cycle = self.cycle
+        if cycle.send_state is not SEND_DONE:
+            if not failed and not cycle.response_started and not cycle.disconnected_flag:
+                logger.error("ASGI callable returned without starting response")
+            cycle.app_finished(failed)
+            if not cycle.disconnected_flag:
+                self._response_done()
+        if self.h2 is not None:
+            # After the cycle's own ending (the 500 or the reset): the core resets a stream
+            # whose response is unfinished when told the app is done, which would drop it.
+            self.h2.app_finished(self.stream_id)  # frees the stream's slot (rapid reset)
+            # Freeing it returns the window of body the app left unread: that
+            # WINDOW_UPDATE must go out, or a client still uploading waits for it forever.
+            protocol.schedule_flush()
+        return propagate
 
     # ------------------------------------------------------------------ inbound (core events)
     def body_received(self, data: bytes) -> None:

@@ -20,7 +20,7 @@ import os
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
 from pronghorn.asgi.messages import AppMessage, Message
-from pronghorn.asgi.scope import ConnectionInfo, websocket_scope
+from pronghorn.asgi.scope import ConnectionInfo, Scope, websocket_scope
 from pronghorn.asgi.websocket import STATE_CLOSED, WebSocketCycle
 from pronghorn.errors import AppProtocolError, ClientDisconnected, LocalProtocolError
 from pronghorn.protocols.events import (
@@ -47,6 +47,7 @@ from pronghorn.protocols.websocket import (
     accept_headers,
     negotiate,
 )
+from pronghorn.server.appcall import run_app
 from pronghorn.server.awaits import delegate
 from pronghorn.server.http2 import wait_window
 from pronghorn.server.tasks import start_task
@@ -105,6 +106,7 @@ class WebSocketExchange:
         "_stream_done",
         "_unacked",
         "_waiter",
+        "app",
         "codec",
         "conn",
         "cycle",
@@ -126,6 +128,8 @@ class WebSocketExchange:
         self.protocol = protocol
         self.request = request
         self.conn = conn
+        #: What server/appcall.run_app calls.
+        self.app = protocol.server.app
         self.stream_id = request.stream_id
         self.handshake = handshake
         self.cycle = WebSocketCycle(
@@ -150,7 +154,7 @@ class WebSocketExchange:
         server = self.protocol.server
         server.exchanges.add(self)
         self.task = start_task(
-            server.loop, self.run(), server.base_context.copy(), server.flusher.turn
+            server.loop, run_app(self), server.base_context.copy(), server.flusher.turn
         )
 
     def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -162,30 +166,35 @@ class WebSocketExchange:
         self._stream_done = True
         self._finish()
 
-    async def run(self) -> None:
-        protocol = self.protocol
-        server = protocol.server
+    def begin(self) -> Scope:
+        """The connection's scope, as the app's task starts (see server/appcall.py)."""
         handshake = self.handshake
         assert handshake is not None  # start() is only called for a valid handshake
-        scope = websocket_scope(
-            self.request, self.conn, server.lifespan_state, handshake.subprotocols
+        return websocket_scope(
+            self.request, self.conn, self.protocol.server.lifespan_state, handshake.subprotocols
         )
+
+    def end(self, error: BaseException | None) -> bool:
+        """Settle what the app left when it returned or raised ``error``; True when ``error``
+        must propagate (KeyboardInterrupt)."""
+        protocol = self.protocol
         failed = False
-        try:
-            await delegate(server.app(scope, self.receive, self.send))
-        except ClientDisconnected:
-            pass  # the peer left while the app was sending; nothing to answer
-        except asyncio.CancelledError:
+        propagate = False
+        if error is None or isinstance(error, ClientDisconnected):
+            pass  # (disconnected: the peer left while the app was sending; nothing to answer)
+        elif isinstance(error, asyncio.CancelledError):
             failed = True  # shutdown deadline
-        except Exception:
+        elif isinstance(error, Exception):
             failed = True
-            logger.exception("Exception in ASGI application")
-        finally:
-            server.exchanges.discard(self)
-            self._app_done = True
-            if not protocol.closed and not self._stream_done:
-                self.cycle.app_finished(failed)
-            self._finish()
+            logger.error("Exception in ASGI application", exc_info=error)
+        else:
+            propagate = True
+        protocol.server.exchanges.discard(self)
+        self._app_done = True
+        if not protocol.closed and not self._stream_done:
+            self.cycle.app_finished(failed)
+        self._finish()
+        return propagate
 
     def _finish(self) -> None:
         """Leave the connection once the app is done and the stream has ended."""
