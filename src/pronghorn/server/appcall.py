@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pronghorn.server.http import HTTPExchange
+    from pronghorn.server.state import ASGIApp
     from pronghorn.server.websocket import WebSocketExchange
 
 
-async def run_app(runner: HTTPExchange | WebSocketExchange) -> None:
+async def run_app(app: ASGIApp, runner: HTTPExchange | WebSocketExchange) -> None:
     try:
-        await runner.app(runner.begin(), runner.receive, runner.send)
+        await app(runner.begin(), runner.receive, runner.send)
     except BaseException as error:
         if runner.end(error):
             raise

@@ -38,7 +38,6 @@ class HTTPExchange:
         "_flushed_mark",
         "_logged",
         "_waiter",
-        "app",
         "conn",
         "cycle",
         "h2",
@@ -55,8 +54,6 @@ class HTTPExchange:
         self.protocol = protocol
         self.request = request
         self.conn = conn
-        #: What server/appcall.run_app calls.
-        self.app = protocol.server.app
         self.stream_id = request.stream_id
         core = protocol.core
         # (Positional: see HTTPCycle.__init__.)
@@ -88,7 +85,7 @@ class HTTPExchange:
         # The app's first step runs when the loop next runs its callbacks, back to back with
         # the other requests read in this turn (see server/tasks.py).
         self.task = start_task(
-            server.loop, run_app(self), server.base_context.copy(), server.flusher.turn
+            server.loop, run_app(server.app, self), server.base_context.copy(), server.flusher.turn
         )
 
     def reject(self, status: int) -> None:

@@ -128,7 +128,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self.closed = False
         self._peer_trusted = False
         #: The last request's proxy-rewritten ConnectionInfo, reused while the proxy names the
-        #: same client and scheme (its scope base is built once).
+        #: same client and scheme (not made anew, nor its scope base looked up, per request).
         self._forwarded: ConnectionInfo | None = None
         self._dispatching = False
         self._repoll = False

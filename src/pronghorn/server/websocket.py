@@ -106,7 +106,6 @@ class WebSocketExchange:
         "_stream_done",
         "_unacked",
         "_waiter",
-        "app",
         "codec",
         "conn",
         "cycle",
@@ -128,8 +127,6 @@ class WebSocketExchange:
         self.protocol = protocol
         self.request = request
         self.conn = conn
-        #: What server/appcall.run_app calls.
-        self.app = protocol.server.app
         self.stream_id = request.stream_id
         self.handshake = handshake
         self.cycle = WebSocketCycle(
@@ -154,7 +151,7 @@ class WebSocketExchange:
         server = self.protocol.server
         server.exchanges.add(self)
         self.task = start_task(
-            server.loop, run_app(self), server.base_context.copy(), server.flusher.turn
+            server.loop, run_app(server.app, self), server.base_context.copy(), server.flusher.turn
         )
 
     def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
