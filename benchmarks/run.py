@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # full: 3 rounds x 5 s per measurement
     python benchmarks/run.py --quick         # 3 rounds x 2 s
-    python benchmarks/run.py --smoke         # 1 round, 1 s, hello on pronghorn + raw reference
+    python benchmarks/run.py --smoke         # 1 round, 1 s, hello on pronghorn + the references
     python benchmarks/run.py --servers pronghorn,uvicorn --workloads hello,pipelined
     python benchmarks/run.py --quick --write-docs   # also rewrite docs/benchmarks.md
 
@@ -29,7 +29,7 @@ from benchmarks import docs, report, suite, versions
 from benchmarks.servers import SERVERS
 from benchmarks.workloads import BY_NAME, WORKLOADS
 
-SMOKE_SERVERS = ("pronghorn", "rawref")
+SMOKE_SERVERS = ("pronghorn", "rawref", "asgifloor")
 
 
 def _cores() -> tuple[int | None, int | None]:
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--smoke",
         action="store_true",
         help="1 round of 1 s: hello on pronghorn "
-        "and the raw reference only (the test suite runs this)",
+        "and the two references only (the test suite runs this)",
     )
     parser.add_argument("--rounds", type=int, help="rounds (default 3; medians are reported)")
     parser.add_argument("--duration", type=int, help="seconds per measurement (default 5)")

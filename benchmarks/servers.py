@@ -35,6 +35,8 @@ class Launch:
     app: str  # "module:attr"
     shape: str | None  # rawref shape, None when the raw reference has no answer for it
     access_log: bool = False
+    #: The ASGI floor can serve it (GET requests without a body, answers framed by length).
+    floor: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,13 @@ def _rawref(launch: Launch, port: int) -> list[str] | None:
     return [*command, "--shape", launch.shape]
 
 
+def _asgifloor(launch: Launch, port: int) -> list[str] | None:
+    if not launch.floor:
+        return None
+    command = [PY, "-m", "benchmarks.asgifloor", "--host", "127.0.0.1", "--port", str(port)]
+    return [*command, "--app", launch.app]
+
+
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
@@ -131,6 +140,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec("daphne", "daphne", ("daphne", "twisted", "autobahn"), _daphne),
         ServerSpec("granian", "granian (ASGI)", ("granian",), _granian),
         ServerSpec("rawref", "raw limit (uvloop Protocol)", ("uvloop",), _rawref),
+        ServerSpec("asgifloor", "ASGI floor (app, Task, no parsing)", ("uvloop",), _asgifloor),
     )
 }
 

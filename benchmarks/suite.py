@@ -30,6 +30,7 @@ _MODULES = {
     "daphne": "daphne",
     "granian": "granian",
     "rawref": "uvloop",
+    "asgifloor": "uvloop",
 }
 
 
@@ -69,6 +70,8 @@ def installed(server: str) -> bool:
 def applicable(workload: Workload, server: str) -> bool:
     if workload.servers is not None and server not in workload.servers:
         return False
+    if server == "asgifloor":
+        return workload.launch.floor
     return not (server == "rawref" and workload.launch.shape is None)
 
 

@@ -49,7 +49,7 @@ def _hello_checks(port: int) -> None:
     check.hello_twice_keep_alive(port)
 
 
-HELLO = Launch("benchmarks.apps.hello:app", "hello")
+HELLO = Launch("benchmarks.apps.hello:app", "hello", floor=True)
 
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
@@ -110,7 +110,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "starlette",
         "Starlette hello",
         "wrk",
-        Launch("benchmarks.apps.starlette_hello:app", None),
+        Launch("benchmarks.apps.starlette_hello:app", None, floor=True),
         _hello_checks,
         "A one-route Starlette app returning a PlainTextResponse.",
     ),
@@ -118,7 +118,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "fastapi",
         "FastAPI hello",
         "wrk",
-        Launch("benchmarks.apps.fastapi_hello:app", None),
+        Launch("benchmarks.apps.fastapi_hello:app", None, floor=True),
         _hello_checks,
         "A one-route FastAPI app returning a PlainTextResponse.",
     ),
