@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import signal
 import sys
@@ -57,6 +58,20 @@ def canned_scope(port: int) -> dict[str, Any]:
         "headers": [(b"host", b"127.0.0.1")],
         "state": {},
     }
+
+
+#: Marks a cached head without Content-Length: the length of the body is added per answer.
+NO_LENGTH = b"\x00"
+
+
+@functools.lru_cache(maxsize=256)
+def _head(status: int, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """An encoded status line and header block, cached: an app sends the same few heads."""
+    lines = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+    lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
+    head = b"".join(lines)
+    has_length = any(name.lower() == b"content-length" for name, _ in headers)
+    return head if has_length else head + NO_LENGTH
 
 
 class TurnWriter:
@@ -121,18 +136,15 @@ class FloorProtocol(asyncio.Protocol):
 
     async def _send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            status = message["status"]
-            head = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
-            head += [b"%s: %s\r\n" % (name, value) for name, value in message.get("headers", ())]
-            self._head = b"".join(head)
+            self._head = _head(message["status"], tuple(message.get("headers", ())))
             self._body = []
             return
         self._body.append(message.get("body", b""))
         if message.get("more_body", False):
             return
         body = b"".join(self._body)
-        if b"content-length:" not in self._head.lower():
-            self._head += b"content-length: %d\r\n" % len(body)
+        if self._head.endswith(NO_LENGTH):
+            self._head = self._head[: -len(NO_LENGTH)] + b"content-length: %d\r\n" % len(body)
         if self._transport is not None:
             self._writer.add(self._transport, self._head + b"\r\n" + body)
         self._waiting -= 1
