@@ -145,8 +145,9 @@ class FloorProtocol(asyncio.Protocol):
         body = b"".join(self._body)
         if self._head.endswith(NO_LENGTH):
             self._head = self._head[: -len(NO_LENGTH)] + b"content-length: %d\r\n" % len(body)
-        if self._transport is not None:
-            self._writer.add(self._transport, self._head + b"\r\n" + body)
+        if self._transport is None:
+            return  # the client is gone: the heads it left waiting are not run
+        self._writer.add(self._transport, self._head + b"\r\n" + body)
         self._waiting -= 1
         if self._waiting:
             self._start()
