@@ -21,19 +21,18 @@ import asyncio
 import contextlib
 import functools
 import importlib
-import signal
-import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from http import HTTPStatus
 from typing import Any, cast
+
+from benchmarks.rawref import HeadCounter, run_on_uvloop, stop_on_signals
 
 Message = MutableMapping[str, Any]
 App = Callable[
     [dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-    Awaitable[None],
+    Coroutine[Any, Any, None],
 ]
 
-HEAD_END = b"\r\n\r\n"
 REQUEST: Message = {"type": "http.request", "body": b"", "more_body": False}
 DISCONNECT: Message = {"type": "http.disconnect"}
 STATUS_LINES = {
@@ -98,14 +97,14 @@ class TurnWriter:
 class FloorProtocol(asyncio.Protocol):
     """Counts request heads and runs the app once per head, one request at a time."""
 
-    __slots__ = ("_app", "_body", "_head", "_scope", "_tail", "_transport", "_waiting", "_writer")
+    __slots__ = ("_app", "_body", "_head", "_heads", "_scope", "_transport", "_waiting", "_writer")
 
     def __init__(self, app: App, scope: dict[str, Any], writer: TurnWriter) -> None:
         self._app = app
         self._scope = scope
         self._writer = writer
         self._transport: asyncio.Transport | None = None
-        self._tail = b""
+        self._heads = HeadCounter()
         self._waiting = 0  # heads received, not yet answered (the first one is running)
         self._head = b""
         self._body: list[bytes] = []
@@ -117,11 +116,7 @@ class FloorProtocol(asyncio.Protocol):
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
-        if self._tail:
-            data = self._tail + data
-        count = data.count(HEAD_END)
-        # Keep the last 3 bytes: a blank line may be split across two reads.
-        self._tail = data[-3:] if not data.endswith(HEAD_END) else b""
+        count = self._heads.count(data)
         if count:
             idle = self._waiting == 0
             self._waiting += count
@@ -181,9 +176,7 @@ async def _lifespan(app: App, started: asyncio.Future[None], stop: asyncio.Futur
 
 async def serve(host: str, port: int, app: App) -> None:
     loop = asyncio.get_running_loop()
-    stop: asyncio.Future[None] = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-    loop.add_signal_handler(signal.SIGINT, stop.set_result, None)
+    stop = stop_on_signals(loop)
     started: asyncio.Future[None] = loop.create_future()
     lifespan = asyncio.ensure_future(_lifespan(app, started, stop))
     await started
@@ -209,12 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--app", default="benchmarks.apps.hello:app", help="module:attribute")
     args = parser.parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        print("asgifloor: uvloop is not installed", file=sys.stderr)
-        raise SystemExit(2) from None
-    uvloop.run(serve(args.host, args.port, load(args.app)))
+    run_on_uvloop("asgifloor", lambda: serve(args.host, args.port, load(args.app)))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ import base64
 import hashlib
 import signal
 import sys
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from benchmarks.readbuffer import InPlaceReader
 
@@ -49,25 +49,37 @@ CANNED: dict[str, bytes] = {
 }
 
 
+class HeadCounter:
+    """Counts request heads by their blank line, across reads, without parsing them."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def count(self, data: bytes) -> int:
+        if self._tail:
+            data = self._tail + data
+        # Keep the last 3 bytes: a blank line may be split across two reads.
+        self._tail = data[-3:] if not data.endswith(HEAD_END) else b""
+        return data.count(HEAD_END)
+
+
 class CannedProtocol(asyncio.Protocol):
     """Answers every request head (a blank line) with the same bytes, in one write."""
 
-    __slots__ = ("_response", "_tail", "_transport")
+    __slots__ = ("_heads", "_response", "_transport")
 
     def __init__(self, response: bytes) -> None:
         self._response = response
-        self._tail = b""
+        self._heads = HeadCounter()
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        if self._tail:
-            data = self._tail + data
-        count = data.count(HEAD_END)
-        # Keep the last 3 bytes: a blank line may be split across two reads.
-        self._tail = data[-3:] if not data.endswith(HEAD_END) else b""
+        count = self._heads.count(data)
         if count and self._transport is not None:
             self._transport.write(self._response if count == 1 else self._response * count)
 
@@ -235,11 +247,27 @@ def _factory(shape: str) -> Callable[[], asyncio.BaseProtocol]:
     return lambda: CannedProtocol(response)
 
 
-async def serve(host: str, port: int, shape: str) -> None:
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+def stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    """A future that SIGTERM or SIGINT completes: how the runner stops a reference server."""
+    stop: asyncio.Future[None] = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
     loop.add_signal_handler(signal.SIGINT, stop.set_result, None)
+    return stop
+
+
+def run_on_uvloop(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Runs ``main()`` on uvloop, or exits with status 2 saying uvloop is missing."""
+    try:
+        import uvloop
+    except ImportError:
+        print(f"{name}: uvloop is not installed", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvloop.run(main())
+
+
+async def serve(host: str, port: int, shape: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = stop_on_signals(loop)
     factory = _factory(shape)
     server = await loop.create_server(factory, host, port, backlog=4096)
     await stop
@@ -252,12 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--shape", choices=SHAPES, default="hello")
     args = parser.parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        print("rawref: uvloop is not installed", file=sys.stderr)
-        raise SystemExit(2) from None
-    uvloop.run(serve(args.host, args.port, args.shape))
+    run_on_uvloop("rawref", lambda: serve(args.host, args.port, args.shape))
 
 
 if __name__ == "__main__":
